@@ -1,0 +1,362 @@
+//! Command-line and environment configuration, with Node socket.io's defaults.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use http::HeaderValue;
+
+/// Everything iorelay can be told at startup. Every flag also reads `IORELAY_<FLAG>`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "iorelay",
+    version,
+    about = "A Socket.IO-compatible realtime server"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "IORELAY_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Port to listen on (`PORT` is honoured too, as Node apps do; 0 picks a free port).
+    #[arg(long, env = "IORELAY_PORT", default_value_t = default_port())]
+    pub port: u32,
+
+    /// Path of the Socket.IO endpoint (socket.io's `path` option).
+    #[arg(long, env = "IORELAY_PATH", default_value = "/socket.io/")]
+    pub path: String,
+
+    /// Interval between two server pings, in milliseconds (`pingInterval`).
+    #[arg(long, env = "IORELAY_PING_INTERVAL_MS", default_value_t = 25_000)]
+    pub ping_interval_ms: u64,
+
+    /// Time a client has to answer a ping, in milliseconds (`pingTimeout`).
+    #[arg(long, env = "IORELAY_PING_TIMEOUT_MS", default_value_t = 20_000)]
+    pub ping_timeout_ms: u64,
+
+    /// Time a client has to join a namespace after the handshake, in milliseconds (`connectTimeout`).
+    #[arg(long, env = "IORELAY_CONNECT_TIMEOUT_MS", default_value_t = 45_000)]
+    pub connect_timeout_ms: u64,
+
+    /// Largest message accepted, in bytes, on both transports (`maxHttpBufferSize`).
+    #[arg(
+        long,
+        env = "IORELAY_MAX_HTTP_BUFFER_SIZE",
+        default_value_t = 1_000_000
+    )]
+    pub max_http_buffer_size: u64,
+
+    /// Transports offered to clients, comma-separated (`transports`).
+    #[arg(
+        long,
+        env = "IORELAY_TRANSPORTS",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "polling,websocket"
+    )]
+    pub transports: Vec<Transport>,
+
+    /// Accept Engine.IO v3 clients, i.e. socket.io-client 2.x (`allowEIO3`).
+    #[arg(long, env = "IORELAY_ALLOW_EIO3")]
+    pub allow_eio3: bool,
+
+    /// An origin allowed to connect from a browser; repeat for several, `*` for any.
+    #[arg(
+        long = "cors-origin",
+        env = "IORELAY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Let browsers send cookies and credentials cross-origin (needs explicit origins).
+    #[arg(long, env = "IORELAY_CORS_CREDENTIALS")]
+    pub cors_credentials: bool,
+
+    /// Interval of the ticker's `message` event in milliseconds; 0 turns the ticker off.
+    #[arg(long, env = "IORELAY_TICK_INTERVAL_MS", default_value_t = 10_000)]
+    pub tick_interval_ms: u64,
+
+    /// Folder with the built web page served at `/`.
+    #[arg(long, env = "IORELAY_STATIC_DIR", default_value = "client-demo/dist")]
+    pub static_dir: PathBuf,
+
+    /// Time given to open connections to close after SIGINT/SIGTERM, in milliseconds.
+    #[arg(long, env = "IORELAY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+
+    /// Log line format.
+    #[arg(long, env = "IORELAY_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// A preset that overrides the options above for a purpose.
+    #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
+    pub profile: Profile,
+}
+
+/// An Engine.IO transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    Websocket,
+}
+
+/// Format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A preset of server behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    /// The iorelay event contract.
+    Default,
+    /// What the official Socket.IO v5 and Engine.IO v4 protocol test suites expect.
+    Conformance,
+}
+
+/// A configuration that cannot be served, named by the option at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--port` is out of range.
+    #[error("invalid value '{0}' for '--port': must be between 0 and 65535")]
+    Port(u32),
+    /// A duration that must be positive is zero.
+    #[error("invalid value '0' for '--{0}': must be greater than 0")]
+    ZeroDuration(&'static str),
+    /// `--max-http-buffer-size` is zero.
+    #[error("invalid value '0' for '--max-http-buffer-size': must be greater than 0")]
+    ZeroBufferSize,
+    /// `--path` does not start with `/`.
+    #[error("invalid value '{0}' for '--path': must start with '/'")]
+    Path(String),
+    /// `--transports` names no transport.
+    #[error("invalid value for '--transports': at least one transport is needed")]
+    NoTransport,
+    /// A `--cors-origin` is not `scheme://host[:port]`.
+    #[error(
+        "invalid value '{0}' for '--cors-origin': expected an origin like 'https://example.com' or '*'"
+    )]
+    Origin(String),
+    /// `--cors-credentials` together with the `*` origin.
+    #[error(
+        "invalid value '*' for '--cors-origin': a wildcard origin cannot be used with '--cors-credentials'"
+    )]
+    WildcardWithCredentials,
+}
+
+fn default_port() -> u32 {
+    // Node apps listen on `PORT`; `IORELAY_PORT` and `--port` take precedence over it.
+    std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000)
+}
+
+impl Config {
+    /// Parses a configuration from command-line arguments, without validating it.
+    pub fn parse_from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        Config::try_parse_from(args)
+    }
+
+    /// Applies the profile preset and checks that the result can be served.
+    pub fn validated(mut self) -> Result<Self, ConfigError> {
+        if self.profile == Profile::Conformance {
+            // The values the official protocol test suites are written against.
+            self.ping_interval_ms = 300;
+            self.ping_timeout_ms = 200;
+            self.connect_timeout_ms = 1_000;
+            self.max_http_buffer_size = 1_000_000;
+            self.tick_interval_ms = 0;
+        }
+        if self.port > u32::from(u16::MAX) {
+            return Err(ConfigError::Port(self.port));
+        }
+        for (name, value) in [
+            ("ping-interval-ms", self.ping_interval_ms),
+            ("ping-timeout-ms", self.ping_timeout_ms),
+            ("connect-timeout-ms", self.connect_timeout_ms),
+            ("shutdown-timeout-ms", self.shutdown_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.max_http_buffer_size == 0 {
+            return Err(ConfigError::ZeroBufferSize);
+        }
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::Path(self.path));
+        }
+        if !self.path.ends_with('/') {
+            // socket.io-client always requests `<path>/`, so normalise like Node does.
+            self.path.push('/');
+        }
+        self.transports.dedup();
+        if self.transports.is_empty() {
+            return Err(ConfigError::NoTransport);
+        }
+        for origin in &self.cors_origins {
+            if origin == "*" {
+                if self.cors_credentials {
+                    return Err(ConfigError::WildcardWithCredentials);
+                }
+            } else if !is_origin(origin) {
+                return Err(ConfigError::Origin(origin.clone()));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Port to bind, checked by [`Config::validated`].
+    pub fn port(&self) -> u16 {
+        u16::try_from(self.port).unwrap_or(3000)
+    }
+
+    /// Server ping interval.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+
+    /// Time a client has to answer a ping.
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout_ms)
+    }
+
+    /// Time a client has to join a namespace after the handshake.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// Time given to connections to close on shutdown.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Ticker interval, or `None` when the ticker is off.
+    pub fn tick_interval(&self) -> Option<Duration> {
+        (self.tick_interval_ms > 0).then(|| Duration::from_millis(self.tick_interval_ms))
+    }
+
+    /// Whether a transport is offered.
+    pub fn allows(&self, transport: Transport) -> bool {
+        self.transports.contains(&transport)
+    }
+
+    /// Whether any origin is allowed (`--cors-origin '*'`).
+    pub fn any_origin(&self) -> bool {
+        self.cors_origins.iter().any(|o| o == "*")
+    }
+
+    /// Whether the request origin may connect; requests without an `Origin` header always may.
+    pub fn origin_allowed(&self, origin: Option<&HeaderValue>) -> bool {
+        match origin {
+            None => true,
+            Some(_) if self.cors_origins.is_empty() || self.any_origin() => true,
+            Some(origin) => self
+                .cors_origins
+                .iter()
+                .any(|allowed| origin.as_bytes().eq_ignore_ascii_case(allowed.as_bytes())),
+        }
+    }
+}
+
+/// Whether `value` is a serialized origin: `scheme://host[:port]`, nothing after.
+fn is_origin(value: &str) -> bool {
+    let Ok(uri) = value.parse::<http::Uri>() else {
+        return false;
+    };
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let path_empty = uri.path_and_query().is_none_or(|p| p.as_str().is_empty());
+    scheme_ok && uri.host().is_some() && path_empty && !value.ends_with('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let argv = std::iter::once("iorelay").chain(args.iter().copied());
+        Config::parse_from_args(argv)
+            .expect("arguments parse")
+            .validated()
+    }
+
+    #[test]
+    fn defaults_match_node_socket_io() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.path, "/socket.io/");
+        assert_eq!(config.ping_interval_ms, 25_000);
+        assert_eq!(config.ping_timeout_ms, 20_000);
+        assert_eq!(config.connect_timeout_ms, 45_000);
+        assert_eq!(config.max_http_buffer_size, 1_000_000);
+        assert_eq!(
+            config.transports,
+            vec![Transport::Polling, Transport::Websocket]
+        );
+        assert!(!config.allow_eio3);
+        assert_eq!(config.tick_interval_ms, 10_000);
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        assert!(parse(&["--cors-origin", "https://example.com"]).is_ok());
+        assert!(parse(&["--cors-origin", "http://localhost:5173"]).is_ok());
+        assert_eq!(
+            parse(&["--cors-origin", "example.com"]).unwrap_err(),
+            ConfigError::Origin("example.com".into())
+        );
+        assert!(parse(&["--cors-origin", "https://example.com/path"]).is_err());
+        assert_eq!(
+            parse(&["--cors-origin", "*", "--cors-credentials"]).unwrap_err(),
+            ConfigError::WildcardWithCredentials
+        );
+    }
+
+    #[test]
+    fn origin_allow_list_is_exact() {
+        let config = parse(&["--cors-origin", "https://a.example"]).expect("valid");
+        let header = |s: &'static str| HeaderValue::from_static(s);
+        assert!(config.origin_allowed(None));
+        assert!(config.origin_allowed(Some(&header("https://a.example"))));
+        assert!(!config.origin_allowed(Some(&header("https://b.example"))));
+        assert!(!config.origin_allowed(Some(&header("https://a.example.evil"))));
+    }
+
+    #[test]
+    fn bad_values_name_their_option() {
+        assert_eq!(
+            parse(&["--port", "70000"]).unwrap_err(),
+            ConfigError::Port(70000)
+        );
+        assert_eq!(
+            parse(&["--ping-timeout-ms", "0"]).unwrap_err(),
+            ConfigError::ZeroDuration("ping-timeout-ms")
+        );
+        assert!(parse(&["--path", "socket.io"]).is_err());
+    }
+
+    #[test]
+    fn conformance_profile_uses_the_test_suite_timings() {
+        let config = parse(&["--profile", "conformance"]).expect("valid");
+        assert_eq!(config.ping_interval_ms, 300);
+        assert_eq!(config.ping_timeout_ms, 200);
+        assert_eq!(config.connect_timeout_ms, 1_000);
+        assert_eq!(config.tick_interval(), None);
+    }
+
+    #[test]
+    fn path_gets_a_trailing_slash() {
+        assert_eq!(parse(&["--path", "/rt"]).expect("valid").path, "/rt/");
+    }
+}

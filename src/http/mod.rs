@@ -1,0 +1,5 @@
+//! Plain HTTP served beside Socket.IO on the same port.
+
+pub mod guard;
+pub mod health;
+pub mod static_files;

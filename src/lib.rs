@@ -1,0 +1,22 @@
+//! iorelay: a Socket.IO-compatible realtime server.
+//!
+//! A packet's way through the server:
+//! - [`http::guard`] refuses unlisted origins and unsupported protocol versions before a session
+//!   exists;
+//! - socketioxide (mounted by [`app`]) speaks Engine.IO over long-polling and WebSocket and
+//!   decodes Socket.IO packets;
+//! - [`realtime`] registers each namespace's handlers (in a connect middleware, so none of a
+//!   client's first events is missed), which validate payloads ([`realtime::payload`],
+//!   [`realtime::room`]) and broadcast to rooms through the adapter;
+//! - [`http`] serves health and the web page on the same port.
+
+pub mod app;
+pub mod config;
+pub mod engine_echo;
+pub mod http;
+pub mod realtime;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use app::{App, build, serve};
+pub use config::Config;

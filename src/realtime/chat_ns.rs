@@ -1,0 +1,76 @@
+//! The `/chat` namespace: rooms and chat as on `/`, plus `presence` member lists.
+
+use std::convert::Infallible;
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::socket::DisconnectReason;
+
+use super::connection_log;
+use super::payload::{EventArgs, Presence};
+use super::room::RoomName;
+use super::room_events::{self, on_chat, room_members};
+
+/// Registers the event handlers before the namespace CONNECT is acknowledged (see `default_ns`).
+pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+    socket.on("join", on_join::<A>);
+    socket.on("leave", on_leave::<A>);
+    socket.on("chat", on_chat::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// Logs the connection; `/chat` sends no welcome.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+    connection_log::connected(&socket);
+}
+
+async fn on_join<A: Adapter>(socket: SocketRef<A>, data: Data<EventArgs>, ack: AckSender<A>) {
+    let room = RoomName::parse(data.0.first()).ok();
+    room_events::on_join(socket.clone(), data, ack).await;
+    if let Some(room) = room {
+        announce(&socket, room.as_str(), Audience::Everyone).await;
+    }
+}
+
+async fn on_leave<A: Adapter>(socket: SocketRef<A>, data: Data<EventArgs>, ack: AckSender<A>) {
+    let room = RoomName::parse(data.0.first()).ok();
+    let was_member = room
+        .as_ref()
+        .is_some_and(|r| socket.rooms().iter().any(|m| m == r.as_str()));
+    room_events::on_leave(socket.clone(), data, ack).await;
+    if let (Some(room), true) = (room, was_member) {
+        announce(&socket, room.as_str(), Audience::Everyone).await;
+    }
+}
+
+async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
+    connection_log::disconnected(&socket, reason);
+    for room in socket.rooms() {
+        announce(&socket, &room, Audience::OthersOnly).await;
+    }
+}
+
+/// Who receives a presence update.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Audience {
+    /// Every member, the socket that changed included.
+    Everyone,
+    /// The other members: the socket is on its way out and may still be listed.
+    OthersOnly,
+}
+
+async fn announce<A: Adapter>(socket: &SocketRef<A>, room: &str, audience: Audience) {
+    let mut members = room_members(socket, room).await;
+    let operators = match audience {
+        Audience::Everyone => socket.within(room.to_owned()),
+        Audience::OthersOnly => {
+            members.retain(|m| m != socket.id.as_str());
+            socket.to(room.to_owned())
+        }
+    };
+    let presence = Presence { room, members };
+    if let Err(error) = operators.emit("presence", &presence).await {
+        tracing::warn!(sid = %socket.id, room, %error, "presence not delivered");
+    }
+}

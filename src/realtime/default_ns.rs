@@ -1,0 +1,55 @@
+//! The default namespace `/`: welcome, `message` echo, `echo` acks and rooms.
+
+use std::convert::Infallible;
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::socket::DisconnectReason;
+
+use super::connection_log;
+use super::payload::{EventArgs, Welcome};
+use super::room_events::{on_chat, on_join, on_leave, send_ack};
+
+/// Registers the event handlers before the namespace CONNECT is acknowledged.
+///
+/// socketioxide acknowledges CONNECT before the connect handler runs, so a client that emits
+/// right on `connect` would race the handler registration. A connect middleware runs before the
+/// acknowledgement, so handlers registered here never miss an event.
+pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+    socket.on("message", on_message::<A>);
+    socket.on("echo", on_echo::<A>);
+    socket.on("join", on_join::<A>);
+    socket.on("leave", on_leave::<A>);
+    socket.on("chat", on_chat::<A>);
+    socket.on_disconnect(on_disconnect::<A>);
+    Ok(())
+}
+
+/// Greets a socket once the client knows it is connected.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+    connection_log::connected(&socket);
+    let welcome = Welcome {
+        text: "Welcome to iorelay",
+        id: socket.id.as_str(),
+    };
+    if let Err(error) = socket.emit("message", &welcome) {
+        tracing::debug!(sid = %socket.id, %error, "welcome not sent");
+    }
+}
+
+/// Sends every argument back to the sender as `message`.
+async fn on_message<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>) {
+    tracing::info!(sid = %socket.id, args = args.0.len(), "message received");
+    if let Err(error) = socket.emit("message", &args) {
+        tracing::debug!(sid = %socket.id, %error, "message echo not sent");
+    }
+}
+
+/// Acknowledges with every argument it was sent.
+async fn on_echo<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>, ack: AckSender<A>) {
+    send_ack(&socket, ack, &args);
+}
+
+async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
+    connection_log::disconnected(&socket, reason);
+}

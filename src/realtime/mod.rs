@@ -1,0 +1,34 @@
+//! Socket.IO namespaces and their event handlers.
+
+pub mod chat_ns;
+pub mod conformance;
+mod connection_log;
+pub mod default_ns;
+pub mod payload;
+pub mod room;
+pub mod room_events;
+pub mod ticker;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::handler::ConnectHandler;
+use socketioxide_core::adapter::DefinedAdapter;
+
+use crate::config::{Config, Profile};
+
+/// Registers the namespaces of the configured profile; any other namespace is refused.
+pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, config: &Config) {
+    match config.profile {
+        Profile::Default => {
+            io.ns(
+                "/",
+                default_ns::on_connect::<A>.with(default_ns::attach_handlers::<A>),
+            );
+            io.ns(
+                "/chat",
+                chat_ns::on_connect::<A>.with(chat_ns::attach_handlers::<A>),
+            );
+        }
+        Profile::Conformance => conformance::register(io),
+    }
+}
