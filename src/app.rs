@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware;
 use engineioxide::config::EngineIoConfig;
-use engineioxide::layer::EngineIoLayer;
+use engineioxide::service::EngineIoService;
 use http::Method;
 use socketioxide::{SocketIo, TransportType};
 use tokio::net::TcpListener;
@@ -31,29 +31,30 @@ pub struct App {
 /// Builds the application described by `config`.
 pub fn build(config: Config) -> App {
     let config = Arc::new(config);
-    let (io_layer, io) = socket_io_builder(&config).build_layer();
+    // The Socket.IO service is created once and routed to: a layer applied below a fallback
+    // would be re-created per request, each copy with its own (empty) session table.
+    let (io_service, io) = socket_io_builder(&config).build_svc();
     realtime::register(&io, &config);
 
     let mut realtime_paths = vec![config.path.clone()];
-    let mut inner = Router::new()
+    let mut router = Router::new()
+        .route_service(&config.path, io_service)
         .merge(health::router(io.clone()))
-        .merge(static_files::router(&config.static_dir))
-        .layer(io_layer);
+        .merge(static_files::client_bundle_router(
+            &config.static_dir,
+            &config.path,
+        ))
+        .merge(static_files::router(&config.static_dir));
     if config.profile == Profile::Conformance {
-        inner = inner.layer(EngineIoLayer::from_config(
-            Arc::new(EchoHandler),
-            engine_echo_config(&config),
-        ));
+        let echo = EngineIoService::with_config(Arc::new(EchoHandler), engine_echo_config(&config));
+        router = router.route_service(engine_echo::PATH, echo);
         realtime_paths.push(engine_echo::PATH.to_owned());
     }
     if let Some(cors) = cors_layer(&config) {
-        inner = inner.layer(cors);
+        router = router.layer(cors);
     }
-
     let guard = RealtimeGuard::new(config.clone(), realtime_paths);
-    let router = static_files::client_bundle_router(&config.static_dir, &config.path)
-        .fallback_service(inner)
-        .layer(middleware::from_fn_with_state(guard, guard::check));
+    let router = router.layer(middleware::from_fn_with_state(guard, guard::check));
     App { router, io }
 }
 

@@ -12,7 +12,9 @@ use http::HeaderValue;
 #[command(
     name = "iorelay",
     version,
-    about = "A Socket.IO-compatible realtime server"
+    about = "A Socket.IO-compatible realtime server",
+    // A flag given twice takes the last value, as most servers do.
+    args_override_self = true
 )]
 pub struct Config {
     /// Address to listen on.
@@ -277,7 +279,8 @@ fn is_origin(value: &str) -> bool {
         return false;
     };
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let path_empty = uri.path_and_query().is_none_or(|p| p.as_str().is_empty());
+    // `http::Uri` reports an absent path as "/", so a trailing slash is checked on the text.
+    let path_empty = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
     scheme_ok && uri.host().is_some() && path_empty && !value.ends_with('/')
 }
 

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::config::Config;
+use crate::config::{Config, Transport};
 
 /// What the guard needs to know, shared by every request.
 #[derive(Debug, Clone)]
@@ -70,10 +71,70 @@ pub async fn check(State(guard): State<RealtimeGuard>, request: Request, next: N
         tracing::info!(origin = ?origin, path = request.uri().path(), "refused request from an unlisted origin");
         return EngineError::Forbidden.into_response();
     }
-    if !guard.config.allow_eio3 && requests_eio3(request.uri().query()) {
+    let query = request.uri().query();
+    if !guard.config.allow_eio3 && requests_eio3(query) {
         return EngineError::UnsupportedProtocolVersion.into_response();
     }
-    next.run(request).await
+    let opens_polling_session = is_eio4_polling_handshake(query);
+    let response = next.run(request).await;
+    if response.status() == StatusCode::BAD_REQUEST {
+        return rewrite_body(response, numeric_error_code).await;
+    }
+    if opens_polling_session && !guard.config.allows(Transport::Websocket) {
+        return rewrite_body(response, without_upgrades).await;
+    }
+    response
+}
+
+/// Replaces a small response body with `rewrite(body)`.
+async fn rewrite_body(response: Response, rewrite: fn(&str) -> String) -> Response {
+    // Open packets and error bodies are a few dozen bytes.
+    const SMALL_BODY_LIMIT: usize = 4096;
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    match axum::body::to_bytes(body, SMALL_BODY_LIMIT).await {
+        Ok(bytes) => {
+            Response::from_parts(parts, Body::from(rewrite(&String::from_utf8_lossy(&bytes))))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "could not read an Engine.IO response");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// socketioxide offers the WebSocket upgrade in every polling handshake, even when WebSocket is
+/// not served; Node offers none, so clients do not try an upgrade that must fail.
+fn without_upgrades(open_packet: &str) -> String {
+    open_packet.replace(r#""upgrades":["websocket"]"#, r#""upgrades":[]"#)
+}
+
+/// socketioxide sends Engine.IO error codes as strings (`"code":"1"`); Node sends numbers.
+fn numeric_error_code(body: &str) -> String {
+    let Ok(mut error) = serde_json::from_str::<serde_json::Value>(body) else {
+        return body.to_owned();
+    };
+    if let Some(code) = error
+        .get("code")
+        .and_then(|c| c.as_str())
+        .and_then(|c| c.parse::<u8>().ok())
+    {
+        error["code"] = code.into();
+    }
+    error.to_string()
+}
+
+/// A polling request that opens an Engine.IO v4 session (no `sid` yet).
+fn is_eio4_polling_handshake(query: Option<&str>) -> bool {
+    let Some(query) = query else { return false };
+    let mut pairs = query.split('&');
+    let (mut eio4, mut polling, mut sid) = (false, false, false);
+    for pair in &mut pairs {
+        eio4 |= pair == "EIO=4";
+        polling |= pair == "transport=polling";
+        sid |= pair.starts_with("sid=");
+    }
+    eio4 && polling && !sid
 }
 
 fn requests_eio3(query: Option<&str>) -> bool {
@@ -82,7 +143,40 @@ fn requests_eio3(query: Option<&str>) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::requests_eio3;
+    use super::{is_eio4_polling_handshake, numeric_error_code, requests_eio3, without_upgrades};
+
+    #[test]
+    fn error_codes_become_numbers() {
+        assert_eq!(
+            numeric_error_code(r#"{"code":"1","message":"Session ID unknown"}"#),
+            r#"{"code":1,"message":"Session ID unknown"}"#
+        );
+        assert_eq!(numeric_error_code("not json"), "not json");
+        assert_eq!(numeric_error_code(""), "");
+    }
+
+    #[test]
+    fn upgrades_are_removed_from_the_open_packet() {
+        assert_eq!(
+            without_upgrades(r#"0{"sid":"a","upgrades":["websocket"],"pingInterval":1}"#),
+            r#"0{"sid":"a","upgrades":[],"pingInterval":1}"#
+        );
+    }
+
+    #[test]
+    fn finds_polling_handshakes() {
+        assert!(is_eio4_polling_handshake(Some(
+            "EIO=4&transport=polling&t=abc"
+        )));
+        assert!(!is_eio4_polling_handshake(Some(
+            "EIO=4&transport=polling&sid=x"
+        )));
+        assert!(!is_eio4_polling_handshake(Some(
+            "EIO=4&transport=websocket"
+        )));
+        assert!(!is_eio4_polling_handshake(Some("EIO=3&transport=polling")));
+        assert!(!is_eio4_polling_handshake(None));
+    }
 
     #[test]
     fn finds_the_eio_version() {

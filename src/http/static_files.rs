@@ -40,7 +40,7 @@ pub fn router(dir: &Path) -> Router {
 }
 
 /// Routes `<socket_io_path><bundle>` to the bundles that the page build copies into
-/// `<dir>/socket.io/`. These must be matched before the Socket.IO layer sees the path.
+/// `<dir>/socket.io/`.
 pub fn client_bundle_router(dir: &Path, socket_io_path: &str) -> Router {
     CLIENT_BUNDLES.iter().fold(Router::new(), |router, bundle| {
         let file = dir.join("socket.io").join(bundle);

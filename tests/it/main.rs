@@ -1,0 +1,7 @@
+//! Integration tests: the real server on 127.0.0.1:0, driven over HTTP and raw Engine.IO.
+
+mod cli;
+mod client;
+mod contract;
+mod helpers;
+mod http;
