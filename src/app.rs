@@ -3,59 +3,126 @@
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::middleware;
 use engineioxide::config::EngineIoConfig;
 use engineioxide::service::EngineIoService;
+use engineioxide::service::NotFoundService;
+use futures_util::future::BoxFuture;
 use http::Method;
+use socketioxide::adapter::Adapter;
+use socketioxide::service::SocketIoService;
 use socketioxide::{SocketIo, TransportType};
+use socketioxide_core::adapter::DefinedAdapter;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
+use crate::adapter::{self, RedisConnectError, RedisRelayAdapter, RedisStatus, RoomSharing};
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::guard::{self, RealtimeGuard};
 use crate::http::{health, static_files};
 use crate::realtime::{self, ticker};
 
-/// The routes and the Socket.IO handle of one iorelay node, built without any I/O.
+/// The routes of one iorelay node and a handle on its sockets, built without any I/O.
 pub struct App {
     /// Everything served on the port.
     pub router: Router,
-    /// Handle to broadcast to and close every socket.
-    pub io: SocketIo,
+    /// The node's sockets, whatever adapter shares their rooms.
+    pub node: Box<dyn RelayNode>,
 }
 
-/// Builds the application described by `config`.
-pub fn build(config: Config) -> App {
+/// What serving needs from the Socket.IO side, independent of the adapter type.
+pub trait RelayNode: Send + Sync {
+    /// Starts the ticker on this node's sockets.
+    fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()>;
+    /// Closes every connection, as Node's `io.close()` does.
+    fn close(&self) -> BoxFuture<'static, ()>;
+}
+
+impl<A: Adapter> RelayNode for SocketIo<A> {
+    fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()> {
+        ticker::spawn(self.clone(), interval)
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let io = self.clone();
+        Box::pin(async move { io.close().await })
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Redis was required and could not be reached.
+    #[error(transparent)]
+    Redis(#[from] RedisConnectError),
+    /// The listener failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the application described by `config`, its rooms shared as `sharing` says.
+pub async fn build(config: Config, sharing: RoomSharing) -> App {
     let config = Arc::new(config);
+    let builder = socket_io_builder(&config);
+    match sharing {
+        RoomSharing::Memory => assemble(&config, builder.build_svc(), None).0,
+        RoomSharing::Redis(link) => {
+            let status = link.status();
+            let builder =
+                builder.with_adapter::<RedisRelayAdapter>(adapter::redis_adapter_state(link));
+            let (app, namespaces) = assemble(&config, builder.build_svc(), Some(status));
+            // A namespace only accepts sockets once its adapter has subscribed.
+            for namespace in namespaces {
+                if let Err(error) = namespace.await {
+                    tracing::error!(%error, "a namespace could not subscribe to Redis");
+                }
+            }
+            app
+        }
+    }
+}
+
+fn assemble<A: DefinedAdapter + Adapter>(
+    config: &Arc<Config>,
+    (io_service, io): (SocketIoService<NotFoundService, A>, SocketIo<A>),
+    redis: Option<RedisStatus>,
+) -> (App, Vec<A::InitRes>) {
     // The Socket.IO service is created once and routed to: a layer applied below a fallback
     // would be re-created per request, each copy with its own (empty) session table.
-    let (io_service, io) = socket_io_builder(&config).build_svc();
-    realtime::register(&io, &config);
+    let namespaces = realtime::register(&io, config);
 
     let mut realtime_paths = vec![config.path.clone()];
     let mut router = Router::new()
         .route_service(&config.path, io_service)
-        .merge(health::router(io.clone()))
+        .merge(health::router(io.clone(), redis))
         .merge(static_files::client_bundle_router(
             &config.static_dir,
             &config.path,
         ))
         .merge(static_files::router(&config.static_dir));
     if config.profile == Profile::Conformance {
-        let echo = EngineIoService::with_config(Arc::new(EchoHandler), engine_echo_config(&config));
+        let echo = EngineIoService::with_config(Arc::new(EchoHandler), engine_echo_config(config));
         router = router.route_service(engine_echo::PATH, echo);
         realtime_paths.push(engine_echo::PATH.to_owned());
     }
-    if let Some(cors) = cors_layer(&config) {
+    if let Some(cors) = cors_layer(config) {
         router = router.layer(cors);
     }
     let guard = RealtimeGuard::new(config.clone(), realtime_paths);
     let router = router.layer(middleware::from_fn_with_state(guard, guard::check));
-    App { router, io }
+    (
+        App {
+            router,
+            node: Box::new(io),
+        },
+        namespaces,
+    )
 }
 
 /// Serves `config` on `listener` until `shutdown` completes, then disconnects every socket and
@@ -64,22 +131,25 @@ pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), ServeError> {
     let shutdown_timeout = config.shutdown_timeout();
     let tick_interval = config.tick_interval();
-    let App { router, io } = build(config);
-    let ticker = tick_interval.map(|interval| ticker::spawn(io.clone(), interval));
+    let sharing = RoomSharing::from_config(&config).await?;
+    let App { router, node } = build(config, sharing).await;
+    let node: Arc<dyn RelayNode> = Arc::from(node);
+    let ticker = tick_interval.map(|interval| node.spawn_ticker(interval));
 
     let shutdown_started = Arc::new(Notify::new());
     let graceful = {
         let shutdown_started = shutdown_started.clone();
-        let io = io.clone();
+        let node = node.clone();
         async move {
             shutdown.await;
             shutdown_started.notify_one();
-            tracing::info!("shutting down: disconnecting every socket");
-            // Clients receive a server-side disconnect and reconnect to another node.
-            io.close().await;
+            tracing::info!("shutting down: closing every connection");
+            // Clients see the transport close and reconnect, to this node once it is back or
+            // to another one.
+            node.close().await;
         }
     };
     let server = axum::serve(
@@ -103,7 +173,7 @@ pub async fn serve(
         ticker.abort();
     }
     tracing::info!("stopped");
-    result
+    Ok(result?)
 }
 
 fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {

@@ -75,6 +75,15 @@ pub struct Config {
     #[arg(long, env = "IORELAY_CORS_CREDENTIALS")]
     pub cors_credentials: bool,
 
+    /// Redis URL (`redis://[:password@]host:port[/db]`) to share rooms between nodes; unset
+    /// keeps rooms in memory on this node alone.
+    #[arg(long, env = "IORELAY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Start even when Redis cannot be reached, serving local sockets until it can.
+    #[arg(long, env = "IORELAY_REDIS_OPTIONAL")]
+    pub redis_optional: bool,
+
     /// Interval of the ticker's `message` event in milliseconds; 0 turns the ticker off.
     #[arg(long, env = "IORELAY_TICK_INTERVAL_MS", default_value_t = 10_000)]
     pub tick_interval_ms: u64,

@@ -8,8 +8,10 @@
 //! - [`realtime`] registers each namespace's handlers (in a connect middleware, so none of a
 //!   client's first events is missed), which validate payloads ([`realtime::payload`],
 //!   [`realtime::room`]) and broadcast to rooms through the adapter;
+//! - [`adapter`] shares rooms: in memory on one node, or over Redis pub/sub between nodes;
 //! - [`http`] serves health and the web page on the same port.
 
+pub mod adapter;
 pub mod app;
 pub mod config;
 pub mod engine_echo;

@@ -36,7 +36,6 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .local_addr()
         .context("listening socket has no address")?;
     tracing::info!(address = %local, path = %config.path, profile = ?config.profile, "listening");
-    iorelay::serve(listener, config, shutdown::signal())
-        .await
-        .context("server failed")
+    iorelay::serve(listener, config, shutdown::signal()).await?;
+    Ok(())
 }

@@ -13,12 +13,13 @@ use super::room_events::send_ack;
 /// Namespaces the test suite connects to.
 pub const NAMESPACES: [&str; 2] = ["/", "/custom"];
 
-/// Registers the test suite's namespaces on `io`.
-pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>) {
+/// Registers the test suite's namespaces on `io`, returning their adapter initialisations.
+pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>) -> Vec<A::InitRes> {
     use socketioxide::handler::ConnectHandler;
-    for namespace in NAMESPACES {
-        io.ns(namespace, on_connect::<A>.with(attach_handlers::<A>));
-    }
+    NAMESPACES
+        .into_iter()
+        .map(|namespace| io.ns(namespace, on_connect::<A>.with(attach_handlers::<A>)))
+        .collect()
 }
 
 async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {

@@ -17,18 +17,21 @@ use socketioxide_core::adapter::DefinedAdapter;
 use crate::config::{Config, Profile};
 
 /// Registers the namespaces of the configured profile; any other namespace is refused.
-pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, config: &Config) {
+///
+/// Returns each namespace's adapter initialisation, which the caller must drive to completion
+/// (nothing to do in memory; the pub/sub subscriptions with Redis).
+pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, config: &Config) -> Vec<A::InitRes> {
     match config.profile {
-        Profile::Default => {
+        Profile::Default => vec![
             io.ns(
                 "/",
                 default_ns::on_connect::<A>.with(default_ns::attach_handlers::<A>),
-            );
+            ),
             io.ns(
                 "/chat",
                 chat_ns::on_connect::<A>.with(chat_ns::attach_handlers::<A>),
-            );
-        }
+            ),
+        ],
         Profile::Conformance => conformance::register(io),
     }
 }

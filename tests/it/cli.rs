@@ -50,3 +50,20 @@ fn unbindable_address_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn unreachable_redis_is_a_clear_error_without_the_password() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let (code, stderr) = run(&["--host", "127.0.0.1", "--port", "0", "--redis-url", &url]);
+    assert_eq!(code, Some(1), "stderr: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach Redis at redis://:***@127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+}

@@ -13,7 +13,7 @@ pub struct TestApp {
     /// Where it listens.
     pub address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<Result<(), iorelay::app::ServeError>>,
 }
 
 impl TestApp {
@@ -23,7 +23,7 @@ impl TestApp {
     }
 
     /// Triggers a graceful shutdown and waits for the server to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
+    pub async fn stop(mut self) -> Result<(), iorelay::app::ServeError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -2,6 +2,8 @@
 
 mod cli;
 mod client;
+mod cluster;
 mod contract;
 mod helpers;
 mod http;
+mod redis_server;

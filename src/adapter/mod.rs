@@ -1,0 +1,46 @@
+//! How rooms are shared: in memory on a single node, or through Redis across nodes.
+
+pub mod redis_link;
+
+use std::time::Duration;
+
+use socketioxide::adapter::Emitter;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+
+pub use redis_link::{RedisConnectError, RedisLink, RedisStatus};
+
+use crate::config::Config;
+
+/// The Redis adapter as iorelay runs it: socketioxide-redis over a [`RedisLink`].
+pub type RedisRelayAdapter = CustomRedisAdapter<Emitter, RedisLink>;
+
+/// How long a node waits for the others to answer a cluster-wide request (room sizes, members).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The room-sharing backend chosen at startup.
+pub enum RoomSharing {
+    /// One node, rooms in memory.
+    Memory,
+    /// Several nodes sharing rooms through Redis pub/sub.
+    Redis(RedisLink),
+}
+
+impl RoomSharing {
+    /// Connects to Redis when `--redis-url` is set; otherwise stays in memory.
+    pub async fn from_config(config: &Config) -> Result<Self, RedisConnectError> {
+        match &config.redis_url {
+            None => Ok(RoomSharing::Memory),
+            Some(url) => Ok(RoomSharing::Redis(
+                RedisLink::connect(url, config.redis_optional).await?,
+            )),
+        }
+    }
+}
+
+/// The socketioxide adapter state for a Redis link.
+pub fn redis_adapter_state(link: RedisLink) -> RedisAdapterCtr<RedisLink> {
+    RedisAdapterCtr::new_with_driver(
+        link,
+        RedisAdapterConfig::new().with_request_timeout(REQUEST_TIMEOUT),
+    )
+}

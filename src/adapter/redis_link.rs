@@ -1,0 +1,344 @@
+//! A Redis pub/sub driver for socketioxide-redis that survives Redis outages.
+//!
+//! The stock drivers fail every broadcast while Redis is down (local members included, since the
+//! adapter publishes before it delivers locally) and never resubscribe once it is back. This
+//! driver keeps the adapter's subscription streams open across reconnections, resubscribes every
+//! channel when Redis returns, and while Redis is unreachable it drops cross-node messages
+//! (counting and logging each) instead of failing, so local delivery goes on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use tokio::sync::{Mutex, mpsc};
+
+/// How long to wait between two connection attempts.
+const RETRY_INTERVAL: Duration = Duration::from_millis(500);
+/// How often a live connection is checked with PING.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest wait for any single Redis command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Why Redis could not be reached at startup.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Redis at {url}: {reason}")]
+pub struct RedisConnectError {
+    /// The URL with its password hidden.
+    pub url: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// A never-failing [`Driver`]: cross-node traffic is best effort, local traffic is unaffected.
+#[derive(Clone)]
+pub struct RedisLink {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: redis::Client,
+    /// The URL with its password hidden, for logs.
+    url: String,
+    /// The adapter's channels and where their messages go; kept across reconnections.
+    channels: std::sync::RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
+    /// The live connection, `None` while Redis is unreachable.
+    connection: Mutex<Option<Connection>>,
+    reachable: AtomicBool,
+    dropped: AtomicU64,
+}
+
+struct Connection {
+    commands: MultiplexedConnection,
+    subscriptions: PubSubSink,
+}
+
+/// A read-only view of the link's state, for health reporting.
+#[derive(Clone)]
+pub struct RedisStatus {
+    shared: Arc<Shared>,
+}
+
+impl RedisStatus {
+    /// Whether Redis is connected right now.
+    pub fn reachable(&self) -> bool {
+        self.shared.reachable.load(Ordering::Relaxed)
+    }
+
+    /// Cross-node messages dropped because Redis was unreachable, since startup.
+    pub fn dropped_messages(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl RedisLink {
+    /// Connects to `url` and starts the task that keeps the connection alive.
+    ///
+    /// Fails when the URL is invalid, or when Redis is unreachable and `optional` is false; an
+    /// optional link starts disconnected and keeps trying in the background.
+    pub async fn connect(url: &str, optional: bool) -> Result<Self, RedisConnectError> {
+        let shown_url = redact(url);
+        let client = redis::Client::open(url).map_err(|error| RedisConnectError {
+            url: shown_url.clone(),
+            reason: error.to_string(),
+        })?;
+        let shared = Arc::new(Shared {
+            client,
+            url: shown_url.clone(),
+            channels: std::sync::RwLock::new(HashMap::new()),
+            connection: Mutex::new(None),
+            reachable: AtomicBool::new(false),
+            dropped: AtomicU64::new(0),
+        });
+        let first = match open(&shared).await {
+            Ok(first) => Some(first),
+            Err(error) if optional => {
+                tracing::warn!(url = %shown_url, %error, "Redis unreachable; starting degraded");
+                None
+            }
+            Err(error) => {
+                return Err(RedisConnectError {
+                    url: shown_url,
+                    reason: error.to_string(),
+                });
+            }
+        };
+        tokio::spawn(supervise(shared.clone(), first));
+        Ok(RedisLink { shared })
+    }
+
+    /// A handle that reports the link's state.
+    pub fn status(&self) -> RedisStatus {
+        RedisStatus {
+            shared: self.shared.clone(),
+        }
+    }
+
+    fn drop_message(&self, chan: &str, reason: &dyn std::fmt::Display) {
+        let total = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(channel = chan, %reason, dropped_total = total, "cross-node message dropped");
+    }
+}
+
+/// Error type of the driver; it never fails, so this is never built.
+#[derive(Debug, thiserror::Error)]
+#[error("redis link error")]
+pub struct RedisLinkError;
+
+impl Driver for RedisLink {
+    type Error = RedisLinkError;
+
+    async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
+        let commands = match &*self.shared.connection.lock().await {
+            Some(connection) => connection.commands.clone(),
+            None => {
+                self.drop_message(&chan, &"Redis is unreachable");
+                return Ok(());
+            }
+        };
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&chan).arg(val);
+        if let Err(error) = run::<u64>(commands, &publish).await {
+            self.drop_message(&chan, &error);
+        }
+        // Local delivery never waits on Redis: the adapter goes on either way.
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        chan: String,
+        size: usize,
+    ) -> Result<MessageStream<ChanItem>, Self::Error> {
+        let (tx, rx) = mpsc::channel(size);
+        let mut connection = self.shared.connection.lock().await;
+        write_channels(&self.shared).insert(chan.clone(), tx);
+        // On failure the supervisor resubscribes every channel with the next connection.
+        if let Some(connection) = connection.as_mut()
+            && let Err(error) = connection.subscriptions.subscribe(&chan).await
+        {
+            tracing::warn!(channel = chan, %error, "subscribe failed; will retry on reconnect");
+        }
+        Ok(MessageStream::new(rx))
+    }
+
+    async fn unsubscribe(&self, chan: String) -> Result<(), Self::Error> {
+        let mut connection = self.shared.connection.lock().await;
+        write_channels(&self.shared).remove(&chan);
+        if let Some(connection) = connection.as_mut()
+            && let Err(error) = connection.subscriptions.unsubscribe(&chan).await
+        {
+            tracing::debug!(channel = chan, %error, "unsubscribe failed");
+        }
+        Ok(())
+    }
+
+    async fn num_serv(&self, chan: &str) -> Result<u16, Self::Error> {
+        let commands = self
+            .shared
+            .connection
+            .lock()
+            .await
+            .as_ref()
+            .map(|c| c.commands.clone());
+        // Unreachable means alone: no remote node will answer, so expect no answer.
+        let Some(commands) = commands else {
+            return Ok(1);
+        };
+        let mut numsub = redis::cmd("PUBSUB");
+        numsub.arg("NUMSUB").arg(chan);
+        Ok(run::<(String, u16)>(commands, &numsub)
+            .await
+            .map_or(1, |(_, count)| count.max(1)))
+    }
+}
+
+fn write_channels(
+    shared: &Shared,
+) -> std::sync::RwLockWriteGuard<'_, HashMap<String, mpsc::Sender<ChanItem>>> {
+    // A poisoned lock only means a panic elsewhere while holding it; the map is still usable.
+    shared
+        .channels
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Opens both connections and subscribes to every known channel.
+async fn open(shared: &Shared) -> redis::RedisResult<PubSubStream> {
+    let commands = tokio::time::timeout(
+        COMMAND_TIMEOUT,
+        shared.client.get_multiplexed_async_connection(),
+    )
+    .await
+    .map_err(|_| timeout_error("connect"))??;
+    let pubsub = tokio::time::timeout(COMMAND_TIMEOUT, shared.client.get_async_pubsub())
+        .await
+        .map_err(|_| timeout_error("connect"))??;
+    let (mut subscriptions, messages) = pubsub.split();
+    let mut connection = shared.connection.lock().await;
+    let channels: Vec<String> = shared
+        .channels
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .keys()
+        .cloned()
+        .collect();
+    for channel in &channels {
+        subscriptions.subscribe(channel).await?;
+    }
+    *connection = Some(Connection {
+        commands,
+        subscriptions,
+    });
+    shared.reachable.store(true, Ordering::Relaxed);
+    tracing::info!(url = %shared.url, channels = channels.len(), "connected to Redis");
+    Ok(messages)
+}
+
+/// Runs one command, giving up after [`COMMAND_TIMEOUT`].
+async fn run<T: redis::FromRedisValue>(
+    mut connection: MultiplexedConnection,
+    command: &redis::Cmd,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, command.query_async(&mut connection))
+        .await
+        .map_err(|_| timeout_error("command"))?
+}
+
+fn timeout_error(what: &'static str) -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
+}
+
+/// Forwards messages while connected; reconnects and resubscribes whenever the link drops.
+async fn supervise(shared: Arc<Shared>, mut messages: Option<PubSubStream>) {
+    let mut failures: u64 = 0;
+    loop {
+        if let Some(stream) = messages.take() {
+            failures = 0;
+            forward_until_lost(&shared, stream).await;
+            *shared.connection.lock().await = None;
+            shared.reachable.store(false, Ordering::Relaxed);
+            tracing::warn!(url = %shared.url, "lost the Redis connection; delivering locally until it is back");
+        }
+        tokio::time::sleep(RETRY_INTERVAL).await;
+        match open(&shared).await {
+            Ok(stream) => messages = Some(stream),
+            Err(error) => {
+                failures += 1;
+                // One line when the outage starts, then one every ~30 s, not one per attempt.
+                if failures == 1 || failures.is_multiple_of(60) {
+                    tracing::warn!(url = %shared.url, %error, attempts = failures, "Redis still unreachable");
+                }
+            }
+        }
+    }
+}
+
+async fn forward_until_lost(shared: &Shared, mut stream: PubSubStream) {
+    let mut pings = tokio::time::interval(PING_INTERVAL);
+    loop {
+        tokio::select! {
+            message = stream.next() => {
+                let Some(message) = message else { return };
+                let channel = message.get_channel_name().to_owned();
+                let sender = shared
+                    .channels
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&channel)
+                    .cloned();
+                match sender {
+                    Some(sender) => {
+                        if let Err(error) = sender.try_send((channel.clone(), message.get_payload_bytes().to_vec())) {
+                            tracing::warn!(channel, %error, "cross-node message dropped: adapter queue full");
+                        }
+                    }
+                    None => tracing::debug!(channel, "message for a channel no longer subscribed"),
+                }
+            }
+            _ = pings.tick() => {
+                let commands = shared.connection.lock().await.as_ref().map(|c| c.commands.clone());
+                let Some(commands) = commands else { return };
+                if run::<String>(commands, &redis::cmd("PING")).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `url` with any password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(
+            redact("redis://:s3cret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact("rediss://user:s3cret@host"),
+            "rediss://user:***@host"
+        );
+        assert_eq!(redact("redis://user:p@ss@host"), "redis://user:***@host");
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every iorelay test on a fresh machine: installs what is missing, builds, then runs the
+# Rust tests, the socket.io-client end-to-end suite and the browser suite.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_packages=()
+command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
+if ((${#need_packages[@]})); then
+  step "installing ${need_packages[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "error: ${need_packages[*]} missing and not root; install with: sudo apt-get install -y ${need_packages[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_packages[@]}" >/dev/null
+fi
+
+step "installing JavaScript dependencies"
+npm ci --prefix client-demo --no-audit --no-fund --loglevel=error
+npm ci --prefix tests --no-audit --no-fund --loglevel=error
+
+step "building the demo page"
+npm run --prefix client-demo build --silent
+
+step "building iorelay"
+cargo build --locked --bins
+
+step "Rust unit and integration tests"
+cargo test --locked
+
+export IORELAY_BIN="$root/target/debug/iorelay"
+cd tests
+step "end-to-end tests with socket.io-client"
+node --test --test-concurrency=1 js/
+step "browser tests in headless Chromium"
+node --test --test-concurrency=1 browser/
