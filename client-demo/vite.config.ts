@@ -1,0 +1,19 @@
+import { defineConfig } from "vite";
+import react from "@vitejs/plugin-react";
+
+// `npm run dev` serves the page on :5173 and forwards the realtime and health
+// routes to an iorelay running on :3000, so the page can use its own origin.
+const iorelay = "http://localhost:3000";
+
+export default defineConfig({
+  plugins: [react()],
+  server: {
+    proxy: {
+      "/socket.io": { target: iorelay, ws: true },
+      "/healthz": { target: iorelay },
+    },
+  },
+  build: {
+    chunkSizeWarningLimit: 1500,
+  },
+});
