@@ -21,7 +21,9 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
-use crate::adapter::{self, RedisConnectError, RedisRelayAdapter, RedisStatus, RoomSharing};
+use crate::adapter::{
+    self, ClusterRelayAdapter, RedisConnectError, RedisRelayAdapter, RedisStatus, RoomSharing,
+};
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::guard::{self, RealtimeGuard};
@@ -74,16 +76,31 @@ pub async fn build(config: Config, sharing: RoomSharing) -> App {
         RoomSharing::Memory => assemble(&config, builder.build_svc(), None).0,
         RoomSharing::Redis(link) => {
             let status = link.status();
-            let builder =
-                builder.with_adapter::<RedisRelayAdapter>(adapter::redis_adapter_state(link));
+            let builder = builder.with_adapter::<RedisRelayAdapter>(adapter::adapter_state(link));
             let (app, namespaces) = assemble(&config, builder.build_svc(), Some(status));
-            // A namespace only accepts sockets once its adapter has subscribed.
-            for namespace in namespaces {
-                if let Err(error) = namespace.await {
-                    tracing::error!(%error, "a namespace could not subscribe to Redis");
-                }
-            }
+            subscribe_all(namespaces).await;
             app
+        }
+        RoomSharing::Cluster(link) => {
+            let status = link.status();
+            let builder = builder.with_adapter::<ClusterRelayAdapter>(adapter::adapter_state(link));
+            let (app, namespaces) = assemble(&config, builder.build_svc(), Some(status));
+            subscribe_all(namespaces).await;
+            app
+        }
+    }
+}
+
+/// Waits for each namespace's pub/sub subscriptions: a namespace only accepts sockets once its
+/// adapter is initialised.
+async fn subscribe_all<F, E>(namespaces: Vec<F>)
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Debug,
+{
+    for namespace in namespaces {
+        if let Err(error) = namespace.await {
+            tracing::error!(?error, "a namespace could not subscribe to Redis");
         }
     }
 }

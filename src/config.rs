@@ -80,6 +80,11 @@ pub struct Config {
     #[arg(long, env = "IORELAY_REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// Treat `--redis-url` as seeds of a Redis Cluster and use sharded pub/sub (Redis 7+); a
+    /// `redis+cluster://` URL implies it. Several seeds are comma-separated.
+    #[arg(long, env = "IORELAY_REDIS_CLUSTER")]
+    pub redis_cluster: bool,
+
     /// Start even when Redis cannot be reached, serving local sockets until it can.
     #[arg(long, env = "IORELAY_REDIS_OPTIONAL")]
     pub redis_optional: bool,
@@ -257,6 +262,15 @@ impl Config {
     /// Ticker interval, or `None` when the ticker is off.
     pub fn tick_interval(&self) -> Option<Duration> {
         (self.tick_interval_ms > 0).then(|| Duration::from_millis(self.tick_interval_ms))
+    }
+
+    /// Whether `--redis-url` names a Redis Cluster.
+    pub fn redis_cluster_mode(&self) -> bool {
+        self.redis_cluster
+            || self
+                .redis_url
+                .as_deref()
+                .is_some_and(|url| url.starts_with("redis+cluster://"))
     }
 
     /// Whether a transport is offered.

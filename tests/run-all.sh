@@ -29,13 +29,13 @@ npm ci --prefix tests --no-audit --no-fund --loglevel=error
 step "building the demo page"
 npm run --prefix client-demo build --silent
 
-step "building iorelay"
-cargo build --locked --bins
+step "building iorelay (release, as the Docker image does)"
+cargo build --release --locked --bin iorelay
 
 step "Rust unit and integration tests"
 cargo test --locked
 
-export IORELAY_BIN="$root/target/debug/iorelay"
+export IORELAY_BIN="$root/target/release/iorelay"
 cd tests
 step "end-to-end tests with socket.io-client"
 node --test --test-concurrency=1 js/

@@ -1,18 +1,24 @@
 //! How rooms are shared: in memory on a single node, or through Redis across nodes.
 
+pub mod cluster_link;
 pub mod redis_link;
 
 use std::time::Duration;
 
 use socketioxide::adapter::Emitter;
+use socketioxide_redis::drivers::Driver;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
+pub use cluster_link::ClusterLink;
 pub use redis_link::{RedisConnectError, RedisLink, RedisStatus};
 
 use crate::config::Config;
 
 /// The Redis adapter as iorelay runs it: socketioxide-redis over a [`RedisLink`].
 pub type RedisRelayAdapter = CustomRedisAdapter<Emitter, RedisLink>;
+
+/// The Redis Cluster adapter: socketioxide-redis over a [`ClusterLink`] (sharded pub/sub).
+pub type ClusterRelayAdapter = CustomRedisAdapter<Emitter, ClusterLink>;
 
 /// How long a node waits for the others to answer a cluster-wide request (room sizes, members).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
@@ -23,6 +29,8 @@ pub enum RoomSharing {
     Memory,
     /// Several nodes sharing rooms through Redis pub/sub.
     Redis(RedisLink),
+    /// Several nodes sharing rooms through a Redis Cluster's sharded pub/sub.
+    Cluster(ClusterLink),
 }
 
 impl RoomSharing {
@@ -30,6 +38,9 @@ impl RoomSharing {
     pub async fn from_config(config: &Config) -> Result<Self, RedisConnectError> {
         match &config.redis_url {
             None => Ok(RoomSharing::Memory),
+            Some(url) if config.redis_cluster_mode() => {
+                Ok(RoomSharing::Cluster(ClusterLink::connect(url).await?))
+            }
             Some(url) => Ok(RoomSharing::Redis(
                 RedisLink::connect(url, config.redis_optional).await?,
             )),
@@ -37,10 +48,10 @@ impl RoomSharing {
     }
 }
 
-/// The socketioxide adapter state for a Redis link.
-pub fn redis_adapter_state(link: RedisLink) -> RedisAdapterCtr<RedisLink> {
+/// The socketioxide adapter state for a Redis driver.
+pub fn adapter_state<D: Driver>(driver: D) -> RedisAdapterCtr<D> {
     RedisAdapterCtr::new_with_driver(
-        link,
+        driver,
         RedisAdapterConfig::new().with_request_timeout(REQUEST_TIMEOUT),
     )
 }

@@ -19,9 +19,9 @@ use tokio::sync::{Mutex, mpsc};
 /// How long to wait between two connection attempts.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// How often a live connection is checked with PING.
-const PING_INTERVAL: Duration = Duration::from_secs(1);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait for any single Redis command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Why Redis could not be reached at startup.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +47,7 @@ struct Shared {
     channels: std::sync::RwLock<HashMap<String, mpsc::Sender<ChanItem>>>,
     /// The live connection, `None` while Redis is unreachable.
     connection: Mutex<Option<Connection>>,
-    reachable: AtomicBool,
-    dropped: AtomicU64,
+    health: RedisStatus,
 }
 
 struct Connection {
@@ -56,21 +55,32 @@ struct Connection {
     subscriptions: PubSubSink,
 }
 
-/// A read-only view of the link's state, for health reporting.
-#[derive(Clone)]
+/// The state of a Redis link, shared between the link and health reporting.
+#[derive(Clone, Default)]
 pub struct RedisStatus {
-    shared: Arc<Shared>,
+    reachable: Arc<AtomicBool>,
+    dropped: Arc<AtomicU64>,
 }
 
 impl RedisStatus {
     /// Whether Redis is connected right now.
     pub fn reachable(&self) -> bool {
-        self.shared.reachable.load(Ordering::Relaxed)
+        self.reachable.load(Ordering::Relaxed)
     }
 
     /// Cross-node messages dropped because Redis was unreachable, since startup.
     pub fn dropped_messages(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_reachable(&self, reachable: bool) {
+        self.reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    /// Counts and logs a cross-node message that could not be published.
+    pub(crate) fn drop_message(&self, chan: &str, reason: &dyn std::fmt::Display) {
+        let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(channel = chan, %reason, dropped_total = total, "cross-node message dropped");
     }
 }
 
@@ -90,8 +100,7 @@ impl RedisLink {
             url: shown_url.clone(),
             channels: std::sync::RwLock::new(HashMap::new()),
             connection: Mutex::new(None),
-            reachable: AtomicBool::new(false),
-            dropped: AtomicU64::new(0),
+            health: RedisStatus::default(),
         });
         let first = match open(&shared).await {
             Ok(first) => Some(first),
@@ -112,14 +121,11 @@ impl RedisLink {
 
     /// A handle that reports the link's state.
     pub fn status(&self) -> RedisStatus {
-        RedisStatus {
-            shared: self.shared.clone(),
-        }
+        self.shared.health.clone()
     }
 
     fn drop_message(&self, chan: &str, reason: &dyn std::fmt::Display) {
-        let total = self.shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        tracing::warn!(channel = chan, %reason, dropped_total = total, "cross-node message dropped");
+        self.shared.health.drop_message(chan, reason);
     }
 }
 
@@ -233,7 +239,7 @@ async fn open(shared: &Shared) -> redis::RedisResult<PubSubStream> {
         commands,
         subscriptions,
     });
-    shared.reachable.store(true, Ordering::Relaxed);
+    shared.health.set_reachable(true);
     tracing::info!(url = %shared.url, channels = channels.len(), "connected to Redis");
     Ok(messages)
 }
@@ -248,7 +254,7 @@ async fn run<T: redis::FromRedisValue>(
         .map_err(|_| timeout_error("command"))?
 }
 
-fn timeout_error(what: &'static str) -> redis::RedisError {
+pub(crate) fn timeout_error(what: &'static str) -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, what))
 }
 
@@ -260,7 +266,7 @@ async fn supervise(shared: Arc<Shared>, mut messages: Option<PubSubStream>) {
             failures = 0;
             forward_until_lost(&shared, stream).await;
             *shared.connection.lock().await = None;
-            shared.reachable.store(false, Ordering::Relaxed);
+            shared.health.set_reachable(false);
             tracing::warn!(url = %shared.url, "lost the Redis connection; delivering locally until it is back");
         }
         tokio::time::sleep(RETRY_INTERVAL).await;
@@ -310,8 +316,11 @@ async fn forward_until_lost(shared: &Shared, mut stream: PubSubStream) {
     }
 }
 
-/// `url` with any password replaced by `***`.
+/// `url` (or a comma-separated list of URLs) with any password replaced by `***`.
 pub fn redact(url: &str) -> String {
+    if url.contains(',') {
+        return url.split(',').map(redact).collect::<Vec<_>>().join(",");
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
@@ -340,5 +349,9 @@ mod tests {
             "rediss://user:***@host"
         );
         assert_eq!(redact("redis://user:p@ss@host"), "redis://user:***@host");
+        assert_eq!(
+            redact("redis://:a@h1:7000,redis://:b@h2:7001"),
+            "redis://:***@h1:7000,redis://:***@h2:7001"
+        );
     }
 }

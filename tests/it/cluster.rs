@@ -234,3 +234,28 @@ async fn an_optional_redis_starts_degraded_and_joins_when_redis_appears() {
     wait_for_health(&node, Duration::from_secs(5), |h| h["status"] == "ok").await;
     node.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_cluster_carries_room_broadcasts_over_sharded_pub_sub() {
+    let cluster = crate::redis_server::RedisCluster::start();
+    let url = cluster.url();
+    let first = spawn_app(&["--redis-url", &url]).await;
+    let second = spawn_app(&["--redis-url", &url]).await;
+    let mut a = SioClient::connect(first.address, "/").await;
+    let mut b = SioClient::connect(second.address, "/").await;
+    a.emit_with_ack("join", &[json!("sharded")]).await;
+    let ack = b.emit_with_ack("join", &[json!("sharded")]).await;
+    assert_eq!(ack, [json!({"room": "sharded", "size": 2})]);
+    a.emit_with_ack("chat", &[json!({"room": "sharded", "text": "via cluster"})])
+        .await;
+    for client in [&mut a, &mut b] {
+        let got = chats(client).await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0]["text"], "via cluster");
+    }
+    let body = health(&first).await;
+    assert_eq!(body["adapter"], "redis");
+    assert_eq!(body["redis"]["reachable"], true);
+    first.stop().await.expect("clean stop");
+    second.stop().await.expect("clean stop");
+}
