@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::middleware;
+use axum::serve::ListenerExt;
 use engineioxide::config::EngineIoConfig;
 use engineioxide::service::EngineIoService;
 use engineioxide::service::NotFoundService;
@@ -26,8 +27,9 @@ use crate::adapter::{
 };
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
-use crate::http::guard::{self, RealtimeGuard};
+use crate::http::guard::{self, Capacity, RealtimeGuard};
 use crate::http::{health, static_files};
+use crate::realtime::policy::RelayPolicy;
 use crate::realtime::{self, ticker};
 
 /// The routes of one iorelay node and a handle on its sockets, built without any I/O.
@@ -71,20 +73,21 @@ pub enum ServeError {
 /// Builds the application described by `config`, its rooms shared as `sharing` says.
 pub async fn build(config: Config, sharing: RoomSharing) -> App {
     let config = Arc::new(config);
-    let builder = socket_io_builder(&config);
+    let policy = RelayPolicy::from_config(&config);
+    let builder = socket_io_builder(&config).with_state(policy.clone());
     match sharing {
-        RoomSharing::Memory => assemble(&config, builder.build_svc(), None).0,
+        RoomSharing::Memory => assemble(&config, &policy, builder.build_svc(), None).0,
         RoomSharing::Redis(link) => {
             let status = link.status();
             let builder = builder.with_adapter::<RedisRelayAdapter>(adapter::adapter_state(link));
-            let (app, namespaces) = assemble(&config, builder.build_svc(), Some(status));
+            let (app, namespaces) = assemble(&config, &policy, builder.build_svc(), Some(status));
             subscribe_all(namespaces).await;
             app
         }
         RoomSharing::Cluster(link) => {
             let status = link.status();
             let builder = builder.with_adapter::<ClusterRelayAdapter>(adapter::adapter_state(link));
-            let (app, namespaces) = assemble(&config, builder.build_svc(), Some(status));
+            let (app, namespaces) = assemble(&config, &policy, builder.build_svc(), Some(status));
             subscribe_all(namespaces).await;
             app
         }
@@ -107,6 +110,7 @@ where
 
 fn assemble<A: DefinedAdapter + Adapter>(
     config: &Arc<Config>,
+    policy: &Arc<RelayPolicy>,
     (io_service, io): (SocketIoService<NotFoundService, A>, SocketIo<A>),
     redis: Option<RedisStatus>,
 ) -> (App, Vec<A::InitRes>) {
@@ -131,7 +135,15 @@ fn assemble<A: DefinedAdapter + Adapter>(
     if let Some(cors) = cors_layer(config) {
         router = router.layer(cors);
     }
-    let guard = RealtimeGuard::new(config.clone(), realtime_paths);
+    let live = {
+        let io = io.clone();
+        Arc::new(move || io.nsps().into_iter().map(|ns| ns.sockets().len()).sum())
+    };
+    let capacity = Capacity {
+        policy: policy.clone(),
+        live,
+    };
+    let guard = RealtimeGuard::new(config.clone(), realtime_paths, capacity);
     let router = router.layer(middleware::from_fn_with_state(guard, guard::check));
     (
         App {
@@ -169,6 +181,13 @@ pub async fn serve(
             node.close().await;
         }
     };
+    // Small realtime frames must leave at once: with Nagle's algorithm on, a burst of them
+    // stalls ~40 ms on delayed ACKs (Node's HTTP server disables it too).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -204,7 +223,8 @@ fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         // their own limit, and Node's `maxHttpBufferSize` covers both.
         .max_payload(config.max_http_buffer_size)
         .ws_max_message_size(max_message)
-        .ws_max_frame_size(max_message);
+        .ws_max_frame_size(max_message)
+        .max_buffer_size(config.max_buffer_size);
     match (
         config.allows(Transport::Polling),
         config.allows(Transport::Websocket),

@@ -77,8 +77,8 @@ pub struct Config {
 
     /// Redis URL (`redis://[:password@]host:port[/db]`) to share rooms between nodes; unset
     /// keeps rooms in memory on this node alone.
-    #[arg(long, env = "IORELAY_REDIS_URL")]
-    pub redis_url: Option<String>,
+    #[arg(long, env = "IORELAY_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Secret>,
 
     /// Treat `--redis-url` as seeds of a Redis Cluster and use sharded pub/sub (Redis 7+); a
     /// `redis+cluster://` URL implies it. Several seeds are comma-separated.
@@ -88,6 +88,37 @@ pub struct Config {
     /// Start even when Redis cannot be reached, serving local sockets until it can.
     #[arg(long, env = "IORELAY_REDIS_OPTIONAL")]
     pub redis_optional: bool,
+
+    /// Require clients to send this shared token as `auth: { token }` in the handshake.
+    #[arg(long, env = "IORELAY_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<Secret>,
+
+    /// Require an HS256 JWT signed with this secret as `auth: { token }`; its `sub` becomes
+    /// the socket's user.
+    #[arg(long, env = "IORELAY_AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<Secret>,
+
+    /// Most Socket.IO connections this node holds; further handshakes get HTTP 503.
+    #[arg(long, env = "IORELAY_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
+
+    /// Most rooms one socket may be in at once.
+    #[arg(long, env = "IORELAY_MAX_ROOMS_PER_SOCKET", default_value_t = 100)]
+    pub max_rooms_per_socket: usize,
+
+    /// Longest room name, in characters.
+    #[arg(long, env = "IORELAY_MAX_ROOM_NAME_LENGTH", default_value_t = 128)]
+    pub max_room_name_length: usize,
+
+    /// Events one socket may send per second; the excess is dropped, and a socket that keeps
+    /// exceeding it for 3 seconds is disconnected.
+    #[arg(long, env = "IORELAY_MAX_EVENTS_PER_SECOND", default_value_t = 5_000)]
+    pub max_events_per_second: u32,
+
+    /// Packets queued per socket before further ones are dropped; a socket that stops reading
+    /// is then disconnected by the heartbeat.
+    #[arg(long, env = "IORELAY_MAX_BUFFER_SIZE", default_value_t = 1_024)]
+    pub max_buffer_size: usize,
 
     /// Interval of the ticker's `message` event in milliseconds; 0 turns the ticker off.
     #[arg(long, env = "IORELAY_TICK_INTERVAL_MS", default_value_t = 10_000)]
@@ -108,6 +139,30 @@ pub struct Config {
     /// A preset that overrides the options above for a purpose.
     #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
     pub profile: Profile,
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 /// An Engine.IO transport.
@@ -160,6 +215,12 @@ pub enum ConfigError {
         "invalid value '{0}' for '--cors-origin': expected an origin like 'https://example.com' or '*'"
     )]
     Origin(String),
+    /// Both authentication modes at once.
+    #[error("'--auth-token' and '--auth-secret' cannot be used together: pick one")]
+    TwoAuthModes,
+    /// A limit that must be positive is zero.
+    #[error("invalid value '0' for '--{0}': must be greater than 0")]
+    ZeroLimit(&'static str),
     /// `--cors-credentials` together with the `*` origin.
     #[error(
         "invalid value '*' for '--cors-origin': a wildcard origin cannot be used with '--cors-credentials'"
@@ -206,6 +267,20 @@ impl Config {
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        if self.auth_token.is_some() && self.auth_secret.is_some() {
+            return Err(ConfigError::TwoAuthModes);
+        }
+        for (name, value) in [
+            ("max-connections", self.max_connections),
+            ("max-rooms-per-socket", self.max_rooms_per_socket),
+            ("max-room-name-length", self.max_room_name_length),
+            ("max-events-per-second", self.max_events_per_second as usize),
+            ("max-buffer-size", self.max_buffer_size),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroLimit(name));
             }
         }
         if self.max_http_buffer_size == 0 {
@@ -269,8 +344,8 @@ impl Config {
         self.redis_cluster
             || self
                 .redis_url
-                .as_deref()
-                .is_some_and(|url| url.starts_with("redis+cluster://"))
+                .as_ref()
+                .is_some_and(|url| url.expose().starts_with("redis+cluster://"))
     }
 
     /// Whether a transport is offered.
@@ -379,6 +454,21 @@ mod tests {
         assert_eq!(config.ping_timeout_ms, 200);
         assert_eq!(config.connect_timeout_ms, 1_000);
         assert_eq!(config.tick_interval(), None);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let config =
+            parse(&["--auth-token", "hunter2", "--redis-url", "redis://:pw1@h:1"]).expect("valid");
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("pw1"),
+            "{debug}"
+        );
+        assert_eq!(
+            parse(&["--auth-token", "a", "--auth-secret", "b"]).unwrap_err(),
+            ConfigError::TwoAuthModes
+        );
     }
 
     #[test]

@@ -38,11 +38,11 @@ impl RoomSharing {
     pub async fn from_config(config: &Config) -> Result<Self, RedisConnectError> {
         match &config.redis_url {
             None => Ok(RoomSharing::Memory),
-            Some(url) if config.redis_cluster_mode() => {
-                Ok(RoomSharing::Cluster(ClusterLink::connect(url).await?))
-            }
+            Some(url) if config.redis_cluster_mode() => Ok(RoomSharing::Cluster(
+                ClusterLink::connect(url.expose()).await?,
+            )),
             Some(url) => Ok(RoomSharing::Redis(
-                RedisLink::connect(url, config.redis_optional).await?,
+                RedisLink::connect(url.expose(), config.redis_optional).await?,
             )),
         }
     }

@@ -9,12 +9,31 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{Config, Transport};
+use crate::realtime::policy::RelayPolicy;
 
 /// What the guard needs to know, shared by every request.
 #[derive(Debug, Clone)]
 pub struct RealtimeGuard {
     config: Arc<Config>,
     paths: Arc<[String]>,
+    capacity: Capacity,
+}
+
+/// What the connection limit needs: the shared gate and a live count of connected sockets.
+#[derive(Clone)]
+pub struct Capacity {
+    /// The node's policy, which holds the admission gate.
+    pub policy: Arc<RelayPolicy>,
+    /// Counts the sockets connected right now.
+    pub live: Arc<dyn Fn() -> usize + Send + Sync>,
+}
+
+impl std::fmt::Debug for Capacity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capacity")
+            .field("live", &(self.live)())
+            .finish()
+    }
 }
 
 /// Engine.IO's error codes, as Node socket.io sends them in its JSON error bodies.
@@ -24,6 +43,8 @@ enum EngineError {
     Forbidden,
     /// Code 5: the `EIO` version is not served.
     UnsupportedProtocolVersion,
+    /// The node holds its maximum number of connections (HTTP 503; clients retry later).
+    AtCapacity,
 }
 
 impl IntoResponse for EngineError {
@@ -33,6 +54,7 @@ impl IntoResponse for EngineError {
             EngineError::UnsupportedProtocolVersion => {
                 (StatusCode::BAD_REQUEST, 5, "Unsupported protocol version")
             }
+            EngineError::AtCapacity => (StatusCode::SERVICE_UNAVAILABLE, 3, "Server at capacity"),
         };
         let body = serde_json::json!({ "code": code, "message": message });
         (
@@ -46,10 +68,11 @@ impl IntoResponse for EngineError {
 
 impl RealtimeGuard {
     /// Guards requests under any of `paths` with the rules of `config`.
-    pub fn new(config: Arc<Config>, paths: Vec<String>) -> Self {
+    pub fn new(config: Arc<Config>, paths: Vec<String>, capacity: Capacity) -> Self {
         Self {
             config,
             paths: paths.into(),
+            capacity,
         }
     }
 
@@ -74,6 +97,19 @@ pub async fn check(State(guard): State<RealtimeGuard>, request: Request, next: N
     let query = request.uri().query();
     if !guard.config.allow_eio3 && requests_eio3(query) {
         return EngineError::UnsupportedProtocolVersion.into_response();
+    }
+    if opens_session(query)
+        && !guard
+            .capacity
+            .policy
+            .admissions
+            .try_admit((guard.capacity.live)(), std::time::Instant::now())
+    {
+        tracing::warn!(
+            max = guard.config.max_connections,
+            "connection refused: node at capacity"
+        );
+        return EngineError::AtCapacity.into_response();
     }
     let opens_polling_session = is_eio4_polling_handshake(query);
     let response = next.run(request).await;
@@ -122,6 +158,11 @@ fn numeric_error_code(body: &str) -> String {
         error["code"] = code.into();
     }
     error.to_string()
+}
+
+/// A request that opens an Engine.IO session: a handshake carries no `sid` yet.
+fn opens_session(query: Option<&str>) -> bool {
+    !query.is_some_and(|q| q.split('&').any(|pair| pair.starts_with("sid=")))
 }
 
 /// A polling request that opens an Engine.IO v4 session (no `sid` yet).

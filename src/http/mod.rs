@@ -1,5 +1,6 @@
 //! Plain HTTP served beside Socket.IO on the same port.
 
+pub mod admission;
 pub mod guard;
 pub mod health;
 pub mod static_files;

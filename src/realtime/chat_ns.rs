@@ -1,45 +1,57 @@
 //! The `/chat` namespace: rooms and chat as on `/`, plus `presence` member lists.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, Data, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 
 use super::connection_log;
+use super::ordering::{self, InOrder};
 use super::payload::{EventArgs, Presence};
-use super::room::RoomName;
-use super::room_events::{self, on_chat, room_members};
+use super::policy::RelayPolicy;
+use super::room_events::{self, on_chat, on_unknown_event, room_members};
 
 /// Registers the event handlers before the namespace CONNECT is acknowledged (see `default_ns`).
 pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+    ordering::install(&socket);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("chat", on_chat::<A>);
+    socket.on_fallback(on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
 
 /// Logs the connection; `/chat` sends no welcome.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(policy): State<Arc<RelayPolicy>>) {
+    policy.admissions.settle();
     connection_log::connected(&socket);
 }
 
-async fn on_join<A: Adapter>(socket: SocketRef<A>, data: Data<EventArgs>, ack: AckSender<A>) {
-    let room = RoomName::parse(data.0.first()).ok();
-    room_events::on_join(socket.clone(), data, ack).await;
-    if let Some(room) = room {
+async fn on_join<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    ack: AckSender<A>,
+    State(policy): State<Arc<RelayPolicy>>,
+    turn: InOrder,
+) {
+    turn.wait().await;
+    if let Some(room) = room_events::join(&socket, &args, ack, &policy).await {
         announce(&socket, room.as_str(), Audience::Everyone).await;
     }
 }
 
-async fn on_leave<A: Adapter>(socket: SocketRef<A>, data: Data<EventArgs>, ack: AckSender<A>) {
-    let room = RoomName::parse(data.0.first()).ok();
-    let was_member = room
-        .as_ref()
-        .is_some_and(|r| socket.rooms().iter().any(|m| m == r.as_str()));
-    room_events::on_leave(socket.clone(), data, ack).await;
-    if let (Some(room), true) = (room, was_member) {
+async fn on_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    ack: AckSender<A>,
+    State(policy): State<Arc<RelayPolicy>>,
+    turn: InOrder,
+) {
+    turn.wait().await;
+    if let Some(room) = room_events::leave(&socket, &args, ack, &policy).await {
         announce(&socket, room.as_str(), Audience::Everyone).await;
     }
 }

@@ -1,14 +1,17 @@
 //! The default namespace `/`: welcome, `message` echo, `echo` acks and rooms.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, Data, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 
 use super::connection_log;
+use super::ordering::{self, InOrder};
 use super::payload::{EventArgs, Welcome};
-use super::room_events::{on_chat, on_join, on_leave, send_ack};
+use super::policy::RelayPolicy;
+use super::room_events::{on_chat, on_join, on_leave, on_unknown_event, send_ack};
 
 /// Registers the event handlers before the namespace CONNECT is acknowledged.
 ///
@@ -16,17 +19,20 @@ use super::room_events::{on_chat, on_join, on_leave, send_ack};
 /// right on `connect` would race the handler registration. A connect middleware runs before the
 /// acknowledgement, so handlers registered here never miss an event.
 pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+    ordering::install(&socket);
     socket.on("message", on_message::<A>);
     socket.on("echo", on_echo::<A>);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("chat", on_chat::<A>);
+    socket.on_fallback(on_unknown_event::<A>);
     socket.on_disconnect(on_disconnect::<A>);
     Ok(())
 }
 
 /// Greets a socket once the client knows it is connected.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(policy): State<Arc<RelayPolicy>>) {
+    policy.admissions.settle();
     connection_log::connected(&socket);
     let welcome = Welcome {
         text: "Welcome to iorelay",
@@ -38,7 +44,16 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
 }
 
 /// Sends every argument back to the sender as `message`.
-async fn on_message<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>) {
+async fn on_message<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    State(policy): State<Arc<RelayPolicy>>,
+    turn: InOrder,
+) {
+    turn.wait().await;
+    if !policy.admit(&socket) {
+        return;
+    }
     tracing::info!(sid = %socket.id, args = args.0.len(), "message received");
     if let Err(error) = socket.emit("message", &args) {
         tracing::debug!(sid = %socket.id, %error, "message echo not sent");
@@ -46,7 +61,17 @@ async fn on_message<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs
 }
 
 /// Acknowledges with every argument it was sent.
-async fn on_echo<A: Adapter>(socket: SocketRef<A>, Data(args): Data<EventArgs>, ack: AckSender<A>) {
+async fn on_echo<A: Adapter>(
+    socket: SocketRef<A>,
+    Data(args): Data<EventArgs>,
+    ack: AckSender<A>,
+    State(policy): State<Arc<RelayPolicy>>,
+    turn: InOrder,
+) {
+    turn.wait().await;
+    if !policy.admit(&socket) {
+        return;
+    }
     send_ack(&socket, ack, &args);
 }
 

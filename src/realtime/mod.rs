@@ -1,10 +1,13 @@
 //! Socket.IO namespaces and their event handlers.
 
+pub mod auth;
 pub mod chat_ns;
 pub mod conformance;
 mod connection_log;
 pub mod default_ns;
+pub mod ordering;
 pub mod payload;
+pub mod policy;
 pub mod room;
 pub mod room_events;
 pub mod ticker;
@@ -23,13 +26,18 @@ use crate::config::{Config, Profile};
 pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>, config: &Config) -> Vec<A::InitRes> {
     match config.profile {
         Profile::Default => vec![
+            // Middlewares run last-added first: authentication, then handler registration.
             io.ns(
                 "/",
-                default_ns::on_connect::<A>.with(default_ns::attach_handlers::<A>),
+                default_ns::on_connect::<A>
+                    .with(default_ns::attach_handlers::<A>)
+                    .with(auth::authenticate::<A>),
             ),
             io.ns(
                 "/chat",
-                chat_ns::on_connect::<A>.with(chat_ns::attach_handlers::<A>),
+                chat_ns::on_connect::<A>
+                    .with(chat_ns::attach_handlers::<A>)
+                    .with(auth::authenticate::<A>),
             ),
         ],
         Profile::Conformance => conformance::register(io),

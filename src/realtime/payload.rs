@@ -79,6 +79,9 @@ pub struct ChatMessage {
     pub text: String,
     /// Socket id of the sender.
     pub from: String,
+    /// The sender's authenticated user (JWT `sub`), when authentication is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Server time when it was relayed, Unix milliseconds.
     pub ts: u64,
 }

@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-/// Longest room name accepted, in characters.
+/// Longest room name accepted by default, in characters.
 pub const MAX_ROOM_NAME_CHARS: usize = 128;
 
-/// A room name that is a non-empty string of at most [`MAX_ROOM_NAME_CHARS`] characters.
+/// A room name: a non-empty string no longer than the configured limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomName(String);
 
@@ -22,20 +22,21 @@ pub enum RoomNameError {
     #[error("the room name must not be empty")]
     Empty,
     /// The room argument is longer than allowed.
-    #[error("the room name must be at most {MAX_ROOM_NAME_CHARS} characters")]
-    TooLong,
+    #[error("the room name must be at most {0} characters")]
+    TooLong(usize),
 }
 
 impl RoomName {
-    /// Validates a room argument as a client sent it.
-    pub fn parse(value: Option<&rmpv::Value>) -> Result<Self, RoomNameError> {
+    /// Validates a room argument as a client sent it, allowing at most `max_chars` characters.
+    pub fn parse(value: Option<&rmpv::Value>, max_chars: usize) -> Result<Self, RoomNameError> {
         let value = value.ok_or(RoomNameError::Missing)?;
         let name = value.as_str().ok_or(RoomNameError::NotAString)?;
         if name.is_empty() {
             return Err(RoomNameError::Empty);
         }
-        if name.chars().count() > MAX_ROOM_NAME_CHARS {
-            return Err(RoomNameError::TooLong);
+        // Counting stops early, so a huge name costs no more than the limit.
+        if name.chars().nth(max_chars).is_some() {
+            return Err(RoomNameError::TooLong(max_chars));
         }
         Ok(RoomName(name.to_owned()))
     }
@@ -61,25 +62,31 @@ mod tests {
     fn accepts_ordinary_names() {
         let value = Value::from("lobby");
         assert_eq!(
-            RoomName::parse(Some(&value)).map(|r| r.0),
+            RoomName::parse(Some(&value), MAX_ROOM_NAME_CHARS).map(|r| r.0),
             Ok("lobby".into())
         );
         let longest = Value::from("é".repeat(MAX_ROOM_NAME_CHARS));
-        assert!(RoomName::parse(Some(&longest)).is_ok());
+        assert!(RoomName::parse(Some(&longest), MAX_ROOM_NAME_CHARS).is_ok());
     }
 
     #[test]
     fn refuses_what_is_not_a_name() {
-        assert_eq!(RoomName::parse(None), Err(RoomNameError::Missing));
         assert_eq!(
-            RoomName::parse(Some(&Value::from(7))),
+            RoomName::parse(None, MAX_ROOM_NAME_CHARS),
+            Err(RoomNameError::Missing)
+        );
+        assert_eq!(
+            RoomName::parse(Some(&Value::from(7)), MAX_ROOM_NAME_CHARS),
             Err(RoomNameError::NotAString)
         );
         assert_eq!(
-            RoomName::parse(Some(&Value::from(""))),
+            RoomName::parse(Some(&Value::from("")), MAX_ROOM_NAME_CHARS),
             Err(RoomNameError::Empty)
         );
         let long = Value::from("x".repeat(MAX_ROOM_NAME_CHARS + 1));
-        assert_eq!(RoomName::parse(Some(&long)), Err(RoomNameError::TooLong));
+        assert_eq!(
+            RoomName::parse(Some(&long), MAX_ROOM_NAME_CHARS),
+            Err(RoomNameError::TooLong(MAX_ROOM_NAME_CHARS))
+        );
     }
 }

@@ -1,8 +1,15 @@
 //! `join`, `leave` and `chat`: the room events shared by every namespace of the contract.
 
+use std::sync::Arc;
+
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide_core::adapter::errors::BroadcastError;
+
+use super::auth::UserId;
+use super::ordering::InOrder;
+use super::policy::RelayPolicy;
 
 use super::payload::{ChatAck, ChatMessage, ChatRequest, ErrorAck, EventArgs, RoomAck, now_ms};
 use super::room::{RoomName, RoomNameError};
@@ -24,31 +31,80 @@ pub enum ChatError {
 /// Adds the socket to a room; answers `{ room, size }` or `{ error }`.
 pub async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: Data<EventArgs>,
     ack: AckSender<A>,
+    policy: State<Arc<RelayPolicy>>,
+    turn: InOrder,
 ) {
-    let room = match RoomName::parse(args.first()) {
-        Ok(room) => room,
-        Err(error) => return refuse(&socket, ack, "join", &error),
-    };
-    socket.join(room.as_str().to_owned());
-    tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "joined room");
-    acknowledge_room(&socket, ack, &room).await;
+    turn.wait().await;
+    join(&socket, &args.0, ack, &policy).await;
 }
 
 /// Removes the socket from a room; answers `{ room, size }` or `{ error }`.
 pub async fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: Data<EventArgs>,
     ack: AckSender<A>,
+    policy: State<Arc<RelayPolicy>>,
+    turn: InOrder,
 ) {
-    let room = match RoomName::parse(args.first()) {
+    turn.wait().await;
+    leave(&socket, &args.0, ack, &policy).await;
+}
+
+/// Joins the room named by the first argument and acknowledges; returns the room on success.
+pub async fn join<A: Adapter>(
+    socket: &SocketRef<A>,
+    args: &EventArgs,
+    ack: AckSender<A>,
+    policy: &RelayPolicy,
+) -> Option<RoomName> {
+    if !policy.admit(socket) {
+        return None;
+    }
+    let room = match RoomName::parse(args.first(), policy.limits.max_room_name_chars) {
         Ok(room) => room,
-        Err(error) => return refuse(&socket, ack, "leave", &error),
+        Err(error) => {
+            refuse(socket, ack, "join", &error);
+            return None;
+        }
     };
+    let rooms = socket.rooms();
+    let already_in = rooms.iter().any(|r| r == room.as_str());
+    if !already_in && rooms.len() >= policy.limits.max_rooms_per_socket {
+        let error = RoomLimitError(policy.limits.max_rooms_per_socket);
+        refuse(socket, ack, "join", &error);
+        return None;
+    }
+    socket.join(room.as_str().to_owned());
+    tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "joined room");
+    acknowledge_room(socket, ack, &room).await;
+    Some(room)
+}
+
+/// Leaves the room named by the first argument and acknowledges; returns the room when the
+/// socket was a member.
+pub async fn leave<A: Adapter>(
+    socket: &SocketRef<A>,
+    args: &EventArgs,
+    ack: AckSender<A>,
+    policy: &RelayPolicy,
+) -> Option<RoomName> {
+    if !policy.admit(socket) {
+        return None;
+    }
+    let room = match RoomName::parse(args.first(), policy.limits.max_room_name_chars) {
+        Ok(room) => room,
+        Err(error) => {
+            refuse(socket, ack, "leave", &error);
+            return None;
+        }
+    };
+    let was_member = socket.rooms().iter().any(|r| r == room.as_str());
     socket.leave(room.as_str().to_owned());
     tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "left room");
-    acknowledge_room(&socket, ack, &room).await;
+    acknowledge_room(socket, ack, &room).await;
+    was_member.then_some(room)
 }
 
 /// Relays a chat message to a room (or the whole namespace); answers `{ ok }` or `{ error }`.
@@ -57,8 +113,20 @@ pub async fn on_chat<A: Adapter>(
     io: SocketIo<A>,
     Data(args): Data<EventArgs>,
     ack: AckSender<A>,
+    State(policy): State<Arc<RelayPolicy>>,
+    turn: InOrder,
 ) {
-    let message = match chat_message(&args, socket.id.as_str()) {
+    turn.wait().await;
+    if !policy.admit(&socket) {
+        return;
+    }
+    let user = socket.extensions.get::<UserId>().map(|user| user.0);
+    let message = match chat_message(
+        &args,
+        socket.id.as_str(),
+        user,
+        policy.limits.max_room_name_chars,
+    ) {
         Ok(message) => message,
         Err(error) => return refuse(&socket, ack, "chat", &error),
     };
@@ -70,22 +138,50 @@ pub async fn on_chat<A: Adapter>(
             None => Ok(()),
         },
     };
-    if let Err(error) = result {
-        tracing::warn!(sid = %socket.id, ns = socket.ns(), room = ?message.room, %error, "chat broadcast failed");
-        send_ack(
-            &socket,
-            ack,
-            &ErrorAck {
-                error: "the message could not be delivered".into(),
-            },
-        );
-        return;
+    match result {
+        Ok(()) => send_ack(&socket, ack, &ChatAck { ok: true }),
+        // Members whose queue is full miss this message; the heartbeat disconnects those
+        // that stopped reading, and everyone else got it.
+        Err(BroadcastError::Socket(failures)) => {
+            tracing::warn!(sid = %socket.id, room = ?message.room, undelivered = failures.len(), "chat not delivered to members that are not keeping up");
+            send_ack(&socket, ack, &ChatAck { ok: true });
+        }
+        Err(error) => {
+            tracing::warn!(sid = %socket.id, ns = socket.ns(), room = ?message.room, %error, "chat broadcast failed");
+            send_ack(
+                &socket,
+                ack,
+                &ErrorAck {
+                    error: "the message could not be delivered".into(),
+                },
+            );
+        }
     }
-    send_ack(&socket, ack, &ChatAck { ok: true });
 }
 
-/// Builds the relayed message from a `chat` request.
-pub fn chat_message(args: &EventArgs, from: &str) -> Result<ChatMessage, ChatError> {
+/// Events nobody handles still count against the sender's rate limit, so unknown event names
+/// cannot be used to flood around it.
+pub async fn on_unknown_event<A: Adapter>(
+    socket: SocketRef<A>,
+    State(policy): State<Arc<RelayPolicy>>,
+) {
+    if policy.admit(&socket) {
+        tracing::debug!(sid = %socket.id, ns = socket.ns(), "event without a handler ignored");
+    }
+}
+
+/// A `join` past the per-socket room limit.
+#[derive(Debug, thiserror::Error)]
+#[error("too many rooms: a socket may be in at most {0}")]
+pub struct RoomLimitError(pub usize);
+
+/// Builds the relayed message from a `chat` request, room names limited to `max_room_chars`.
+pub fn chat_message(
+    args: &EventArgs,
+    from: &str,
+    user: Option<String>,
+    max_room_chars: usize,
+) -> Result<ChatMessage, ChatError> {
     let request: ChatRequest = args
         .first()
         .filter(|value| value.is_map())
@@ -94,12 +190,17 @@ pub fn chat_message(args: &EventArgs, from: &str) -> Result<ChatMessage, ChatErr
     let text = request.text.as_str().ok_or(ChatError::Text)?.to_owned();
     let room = match request.room {
         None | Some(rmpv::Value::Nil) => None,
-        Some(value) => Some(RoomName::parse(Some(&value))?.as_str().to_owned()),
+        Some(value) => Some(
+            RoomName::parse(Some(&value), max_room_chars)?
+                .as_str()
+                .to_owned(),
+        ),
     };
     Ok(ChatMessage {
         room,
         text,
         from: from.to_owned(),
+        user,
         ts: now_ms(),
     })
 }
@@ -161,6 +262,7 @@ pub fn send_ack<A: Adapter, T: serde::Serialize + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::realtime::room::MAX_ROOM_NAME_CHARS;
     use rmpv::Value;
 
     fn args(value: Value) -> EventArgs {
@@ -182,7 +284,8 @@ mod tests {
             ("room", Value::from("r1")),
             ("text", Value::from("hi")),
         ]);
-        let message = chat_message(&args(request), "sid1").expect("valid chat");
+        let message =
+            chat_message(&args(request), "sid1", None, MAX_ROOM_NAME_CHARS).expect("valid chat");
         assert_eq!(message.room.as_deref(), Some("r1"));
         assert_eq!(message.text, "hi");
         assert_eq!(message.from, "sid1");
@@ -191,12 +294,19 @@ mod tests {
 
     #[test]
     fn chat_without_room_goes_to_everyone() {
-        let message = chat_message(&args(object(vec![("text", Value::from("hi"))])), "s")
-            .expect("valid chat");
+        let message = chat_message(
+            &args(object(vec![("text", Value::from("hi"))])),
+            "s",
+            None,
+            MAX_ROOM_NAME_CHARS,
+        )
+        .expect("valid chat");
         assert_eq!(message.room, None);
         let with_null = object(vec![("room", Value::Nil), ("text", Value::from("hi"))]);
         assert_eq!(
-            chat_message(&args(with_null), "s").expect("valid").room,
+            chat_message(&args(with_null), "s", None, MAX_ROOM_NAME_CHARS)
+                .expect("valid")
+                .room,
             None
         );
     }
@@ -204,20 +314,25 @@ mod tests {
     #[test]
     fn bad_chat_requests_are_refused() {
         assert!(matches!(
-            chat_message(&EventArgs::default(), "s"),
+            chat_message(&EventArgs::default(), "s", None, MAX_ROOM_NAME_CHARS),
             Err(ChatError::NotAnObject)
         ));
         assert!(matches!(
-            chat_message(&args(Value::from("hi")), "s"),
+            chat_message(&args(Value::from("hi")), "s", None, MAX_ROOM_NAME_CHARS),
             Err(ChatError::NotAnObject)
         ));
         assert!(matches!(
-            chat_message(&args(object(vec![("text", Value::from(3))])), "s"),
+            chat_message(
+                &args(object(vec![("text", Value::from(3))])),
+                "s",
+                None,
+                MAX_ROOM_NAME_CHARS
+            ),
             Err(ChatError::Text)
         ));
         let bad_room = object(vec![("room", Value::from("")), ("text", Value::from("x"))]);
         assert!(matches!(
-            chat_message(&args(bad_room), "s"),
+            chat_message(&args(bad_room), "s", None, MAX_ROOM_NAME_CHARS),
             Err(ChatError::Room(_))
         ));
     }

@@ -48,6 +48,15 @@ impl SioClient {
 
     /// Like [`SioClient::connect`], returning the refusal instead of panicking.
     pub async fn try_connect(address: SocketAddr, namespace: &str) -> Result<Self, Packet> {
+        Self::connect_with_auth(address, namespace, None).await
+    }
+
+    /// Connects with `auth` as the CONNECT payload (`io(url, { auth })`).
+    pub async fn connect_with_auth(
+        address: SocketAddr,
+        namespace: &str,
+        auth: Option<Value>,
+    ) -> Result<Self, Packet> {
         let url = format!("ws://{address}/socket.io/?EIO=4&transport=websocket");
         let (ws, _) = connect_async(url).await.expect("websocket handshake");
         let mut client = SioClient {
@@ -59,7 +68,10 @@ impl SioClient {
         };
         let open = client.next_text().await;
         assert!(open.starts_with('0'), "expected an open packet, got {open}");
-        client.send_raw(format!("40{}", client.prefix())).await;
+        let payload = auth.map(|auth| auth.to_string()).unwrap_or_default();
+        client
+            .send_raw(format!("40{}{payload}", client.prefix()))
+            .await;
         loop {
             let text = client.next_text().await;
             let body = text.strip_prefix(&format!("40{}", client.prefix()));
@@ -135,6 +147,29 @@ impl SioClient {
             _ => None,
         })
         .await
+    }
+
+    /// Returns the arguments of the next acknowledgement if one arrives within `wait`.
+    pub async fn maybe_ack(&mut self, wait: Duration) -> Option<Vec<Value>> {
+        let queued = self
+            .pending
+            .iter()
+            .position(|p| matches!(p, Packet::Ack(..)));
+        if let Some(Packet::Ack(_, args)) = queued.and_then(|index| self.pending.remove(index)) {
+            return Some(args);
+        }
+        timeout(wait, async {
+            loop {
+                match self.try_next_packet().await {
+                    Some(Packet::Ack(_, args)) => return Some(args),
+                    Some(other) => self.pending.push_back(other),
+                    None => return None,
+                }
+            }
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Returns the event `name` if one arrives within `wait`, else `None`.

@@ -6,4 +6,5 @@ mod cluster;
 mod contract;
 mod helpers;
 mod http;
+mod limits;
 mod redis_server;
