@@ -11,6 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 need_packages=()
 command -v chromium >/dev/null 2>&1 || need_packages+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_packages+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_packages+=(nginx)
 if ((${#need_packages[@]})); then
   step "installing ${need_packages[*]}"
   if [[ $(id -u) -ne 0 ]]; then
