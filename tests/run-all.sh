@@ -33,10 +33,11 @@ npm run --prefix client-demo build --silent
 step "building iorelay (release, as the Docker image does)"
 cargo build --release --locked --bin iorelay
 
+# Process-level tests (signals, memory, storms) and the JavaScript suites use the release build.
+export IORELAY_BIN="$root/target/release/iorelay"
+
 step "Rust unit and integration tests"
 cargo test --locked
-
-export IORELAY_BIN="$root/target/release/iorelay"
 cd tests
 step "end-to-end tests with socket.io-client"
 node --test --test-concurrency=1 js/

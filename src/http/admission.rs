@@ -26,8 +26,11 @@ impl Admissions {
         }
     }
 
-    /// Admits one more session given `live` connected sockets, or refuses it.
-    pub fn try_admit(&self, live: usize, now: Instant) -> bool {
+    /// Admits one more session given the count of connected sockets, or refuses it.
+    ///
+    /// `live` is read under the gate's lock: a session that connects meanwhile is then counted
+    /// as pending (it cannot settle before the lock is released) or as live, never as neither.
+    pub fn try_admit(&self, live: impl FnOnce() -> usize, now: Instant) -> bool {
         let mut pending = self
             .pending
             .lock()
@@ -38,7 +41,7 @@ impl Admissions {
         {
             pending.pop_front();
         }
-        if live + pending.len() >= self.max {
+        if live() + pending.len() >= self.max {
             return false;
         }
         pending.push_back(now);
@@ -62,24 +65,24 @@ mod tests {
     fn holds_the_line_at_the_maximum() {
         let gate = Admissions::new(2, Duration::from_secs(1));
         let now = Instant::now();
-        assert!(gate.try_admit(0, now));
-        assert!(gate.try_admit(0, now));
+        assert!(gate.try_admit(|| 0, now));
+        assert!(gate.try_admit(|| 0, now));
         assert!(
-            !gate.try_admit(0, now),
+            !gate.try_admit(|| 0, now),
             "two pending handshakes fill a gate of two"
         );
         gate.settle();
         gate.settle();
-        assert!(!gate.try_admit(2, now), "two live sockets fill it too");
-        assert!(gate.try_admit(1, now));
+        assert!(!gate.try_admit(|| 2, now), "two live sockets fill it too");
+        assert!(gate.try_admit(|| 1, now));
     }
 
     #[test]
     fn abandoned_handshakes_expire() {
         let gate = Admissions::new(1, Duration::from_secs(1));
         let now = Instant::now();
-        assert!(gate.try_admit(0, now));
-        assert!(!gate.try_admit(0, now));
-        assert!(gate.try_admit(0, now + Duration::from_secs(2)));
+        assert!(gate.try_admit(|| 0, now));
+        assert!(!gate.try_admit(|| 0, now));
+        assert!(gate.try_admit(|| 0, now + Duration::from_secs(2)));
     }
 }

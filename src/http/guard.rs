@@ -103,7 +103,7 @@ pub async fn check(State(guard): State<RealtimeGuard>, request: Request, next: N
             .capacity
             .policy
             .admissions
-            .try_admit((guard.capacity.live)(), std::time::Instant::now())
+            .try_admit(guard.capacity.live.as_ref(), std::time::Instant::now())
     {
         tracing::warn!(
             max = guard.config.max_connections,

@@ -59,3 +59,127 @@ pub async fn spawn_app(flags: &[&str]) -> TestApp {
         task,
     }
 }
+
+/// The iorelay binary running as its own process, for tests that signal it or read its memory.
+pub struct ServerProcess {
+    /// Where it listens.
+    pub address: SocketAddr,
+    flags: Vec<String>,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts the binary on a free port with `flags` and waits for `/healthz`.
+    pub async fn start(flags: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], port)), flags).await
+    }
+
+    async fn start_on(address: SocketAddr, flags: Vec<String>) -> Self {
+        // IORELAY_BIN points the process tests at another build (the release one in CI).
+        let binary = std::env::var("IORELAY_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_iorelay").to_owned());
+        let child = std::process::Command::new(binary)
+            .args(["--host", "127.0.0.1", "--port", &address.port().to_string()])
+            .args([
+                "--tick-interval-ms",
+                "0",
+                "--static-dir",
+                "tests/it/fixtures/site",
+            ])
+            .args(&flags)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start iorelay");
+        let server = ServerProcess {
+            address,
+            flags,
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while reqwest::get(format!("{}/healthz", server.url()))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "iorelay did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        server
+    }
+
+    /// `http://<address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Resident memory of the process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS line")
+    }
+
+    /// `connections` from `/healthz`.
+    pub async fn connections(&self) -> u64 {
+        let health: serde_json::Value = reqwest::get(format!("{}/healthz", self.url()))
+            .await
+            .expect("healthz")
+            .json()
+            .await
+            .expect("json");
+        health["connections"].as_u64().expect("connections")
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit; returns the exit code.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM sent");
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code();
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the same binary with the same flags on the same port (after [`terminate`]).
+    ///
+    /// [`terminate`]: ServerProcess::terminate
+    pub async fn restart(self) -> Self {
+        let address = self.address;
+        let flags = self.flags.clone();
+        drop(self);
+        Self::start_on(address, flags).await
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

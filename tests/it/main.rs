@@ -8,3 +8,4 @@ mod helpers;
 mod http;
 mod limits;
 mod redis_server;
+mod resilience;
