@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide::{SendError, SocketError, SocketIo};
 use socketioxide_core::adapter::errors::BroadcastError;
 
 use super::auth::UserId;
@@ -254,8 +254,13 @@ pub fn send_ack<A: Adapter, T: serde::Serialize + ?Sized>(
     ack: AckSender<A>,
     data: &T,
 ) {
-    if let Err(error) = ack.send(data) {
-        tracing::debug!(sid = %socket.id, ns = socket.ns(), %error, "ack not sent");
+    match ack.send(data) {
+        Ok(()) => {}
+        // The client is connected but not reading: say so, the heartbeat will drop it.
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+            tracing::warn!(sid = %socket.id, ns = socket.ns(), "ack dropped: the socket's queue is full");
+        }
+        Err(error) => tracing::debug!(sid = %socket.id, ns = socket.ns(), %error, "ack not sent"),
     }
 }
 

@@ -83,7 +83,13 @@ fn secrets_stay_out_of_logs_health_and_errors() {
     let redis_url = format!("redis://:redis-pass-42@127.0.0.1:{closed_redis}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_iorelay"))
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .args(["--auth-token", "token-secret-17", "--redis-url", &redis_url, "--redis-optional"])
+        .args([
+            "--auth-token",
+            "token-secret-17",
+            "--redis-url",
+            &redis_url,
+            "--redis-optional",
+        ])
         .env("RUST_LOG", "info")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -100,14 +106,29 @@ fn secrets_stay_out_of_logs_health_and_errors() {
         }
         panic!("iorelay did not start");
     });
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
     let mut output = String::new();
-    child.stdout.take().expect("stdout").read_to_string(&mut output).expect("read");
-    child.stderr.take().expect("stderr").read_to_string(&mut output).expect("read");
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut output)
+        .expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut output)
+        .expect("read");
     for secret in ["token-secret-17", "redis-pass-42"] {
         assert!(!health.contains(secret), "{secret} in /healthz: {health}");
         assert!(!output.contains(secret), "{secret} in the logs:\n{output}");
     }
-    assert!(output.contains("redis://:***@127.0.0.1"), "the URL is logged redacted:\n{output}");
+    assert!(
+        output.contains("redis://:***@127.0.0.1"),
+        "the URL is logged redacted:\n{output}"
+    );
 }

@@ -243,7 +243,10 @@ async fn polling_sessions_span_requests_without_a_page_build() {
 async fn credentials_work_with_an_explicit_origin() {
     let app = spawn_app(&["--cors-origin", "https://app.example", "--cors-credentials"]).await;
     let preflight = reqwest::Client::new()
-        .request(reqwest::Method::OPTIONS, format!("{}/socket.io/?EIO=4&transport=polling", app.url()))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/socket.io/?EIO=4&transport=polling", app.url()),
+        )
         .header("origin", "https://app.example")
         .header("access-control-request-method", "POST")
         .header("access-control-request-headers", "content-type")
@@ -252,8 +255,16 @@ async fn credentials_work_with_an_explicit_origin() {
         .expect("preflight");
     assert_eq!(preflight.status(), 200);
     let headers = preflight.headers();
-    assert_eq!(headers["access-control-allow-origin"], "https://app.example");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
     assert_eq!(headers["access-control-allow-credentials"], "true");
-    assert!(headers["access-control-allow-methods"].to_str().expect("ascii").contains("POST"));
+    assert!(
+        headers["access-control-allow-methods"]
+            .to_str()
+            .expect("ascii")
+            .contains("POST")
+    );
     app.stop().await.expect("clean stop");
 }
