@@ -5,6 +5,7 @@ pub mod chat_ns;
 pub mod conformance;
 mod connection_log;
 pub mod default_ns;
+pub mod inspect;
 pub mod ordering;
 pub mod payload;
 pub mod policy;

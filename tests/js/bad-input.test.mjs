@@ -8,12 +8,116 @@ import { startIorelay } from "../support/iorelay.mjs";
 import { PollingSession, RawWebSocket, httpRequest } from "../support/raw.mjs";
 
 const TICK_MS = 200;
-const MAX_BUFFER = 10_000;
+// Large enough for the 100 000-level JSON of the table below (200 kB), so that it reaches the
+// packet parser instead of the size limit.
+const MAX_BUFFER = 250_000;
 
 /** A `message` event packet (`42["message","xxx…"]`) of exactly `size` bytes. */
 function messagePacketOfSize(size) {
   const overhead = '42["message",""]'.length;
   return `42["message","${"x".repeat(size - overhead)}"]`;
+}
+
+/** A binary attachment: a binary WebSocket frame, or a `b<base64>` packet over polling. */
+const bin = (bytes) => ({ binary: Buffer.from(bytes) });
+/** A text message whose bytes are not UTF-8 (`latin1` keeps each char code as one byte). */
+const notUtf8 = (text) => ({ notUtf8: Buffer.from(text, "latin1") });
+const deep = (depth) => "[".repeat(depth) + "]".repeat(depth);
+
+/**
+ * The classic bad inputs, each sent as Engine.IO messages by a client connected to `/`, over
+ * both transports. `expect` lists the outcomes that meet the contract: `closed` (the server
+ * closes the connection), `closed on the next packet` (the server waits for attachments and
+ * closes when anything else comes), `connect_error` (the standard CONNECT_ERROR) and `ignored`
+ * (nothing comes back, the connection keeps working: what Node socket.io also does for acks it
+ * never asked for and for events to namespaces the client is not in). `gap` marks an outcome
+ * that does not meet the contract yet; the test then runs as a TODO and says what happened.
+ */
+const BAD_INPUTS = [
+  { kind: "truncated packet", label: "event with no payload", frames: ["42"], expect: ["closed"] },
+  { kind: "truncated packet", label: "empty Socket.IO packet", frames: ["4"], expect: ["closed"] },
+  { kind: "truncated packet", label: "unterminated array", frames: ['42["message"'], expect: ["closed"] },
+  { kind: "truncated packet", label: "unterminated string", frames: ['42["message","abc'], expect: ["closed"] },
+  { kind: "truncated packet", label: "binary header cut before the dash", frames: ["451"], expect: ["closed"] },
+  { kind: "truncated packet", label: "binary ack cut after the dash", frames: ["461-"], expect: ["closed"] },
+  { kind: "wrong packet type", label: "Socket.IO type 9", frames: ['49["message"]'], expect: ["closed"] },
+  { kind: "wrong packet type", label: "CONNECT_ERROR from a client", frames: ['44{"message":"x"}'], expect: ["closed"] },
+  { kind: "wrong packet type", label: "ACK without an id", frames: ['43["x"]'], expect: ["closed"] },
+  { kind: "wrong packet type", label: "Engine.IO type 9", frames: ["9"], expect: ["closed"] },
+  { kind: "wrong packet type", label: "BINARY_EVENT without a count", frames: ['45["message"]'], expect: ["closed"] },
+  { kind: "invalid JSON", label: "object without a value", frames: ['42["message",{]'], expect: ["closed"] },
+  { kind: "invalid JSON", label: "bare word", frames: ['421["chat",{"room":r,"text":"x"}]'], expect: ["closed"] },
+  { kind: "invalid JSON", label: "trailing comma", frames: ['421["echo",1,]'], expect: ["closed"] },
+  { kind: "invalid JSON", label: "not an array", frames: ['42{"event":"message"}'], expect: ["closed"] },
+  {
+    kind: "invalid JSON",
+    label: "garbage after the array",
+    frames: ['421["echo","x"]garbage'],
+    expect: ["closed"],
+    gap: "socketioxide stops reading after the array and runs the event (Node closes the connection)",
+  },
+  {
+    kind: "deeply nested JSON",
+    label: "echo of 100 000 nested arrays",
+    frames: [`421["echo",${deep(100_000)}]`],
+    expect: ["closed"],
+    gap: "the arguments fail to decode (serde_json's depth limit of 128), so socketioxide drops the event: no ack, no error",
+  },
+  { kind: "deeply nested JSON", label: "100 000 unclosed arrays", frames: [`42["message",${"[".repeat(100_000)}`], expect: ["closed"] },
+  { kind: "deeply nested JSON", label: "100 000 nested arrays as the event name", frames: [`42[${deep(100_000)}]`], expect: ["closed"] },
+  { kind: "huge attachment count", label: "10 001 attachments (over the 10 000 limit)", frames: ['4510001-["message"]'], expect: ["closed"] },
+  { kind: "huge attachment count", label: "count overflowing 64 bits", frames: ['45999999999999999999999-["message"]'], expect: ["closed"] },
+  { kind: "huge attachment count", label: "9 999 attachments never sent", frames: ['459999-["message"]'], expect: ["closed on the next packet"] },
+  {
+    kind: "binary placeholder pointing nowhere",
+    label: "placeholder num 9 with one attachment",
+    frames: ['451-["message",{"_placeholder":true,"num":9}]', bin([1, 2])],
+    expect: ["closed"],
+    gap: "socketioxide fills placeholders in order and ignores `num`, so the event runs with attachment 0 (Node closes: illegal attachments)",
+  },
+  {
+    kind: "binary placeholder pointing nowhere",
+    label: "placeholder with no attachment announced",
+    frames: ['450-1["echo",{"_placeholder":true,"num":0}]'],
+    expect: ["closed"],
+    gap: "the placeholder stays a plain object and the event runs (Node closes: illegal attachments)",
+  },
+  { kind: "binary placeholder pointing nowhere", label: "attachment with no packet waiting", frames: [bin([1, 2, 3])], expect: ["closed"] },
+  { kind: "unknown namespace", label: "CONNECT to /nope", frames: ["40/nope,"], expect: ["connect_error"] },
+  { kind: "unknown namespace", label: "event to /nope", frames: ['42/nope,1["echo","x"]'], expect: ["ignored"] },
+  { kind: "unknown namespace", label: "event to /chat before its CONNECT", frames: ['42/chat,["join","r"]'], expect: ["closed", "ignored"] },
+  { kind: "non-string event name", label: "number", frames: ["42[42]"], expect: ["closed"] },
+  { kind: "non-string event name", label: "null", frames: ["42[null]"], expect: ["closed"] },
+  { kind: "non-string event name", label: "array", frames: ['42[["message"]]'], expect: ["closed"] },
+  { kind: "non-string event name", label: "object", frames: ['42[{"event":"message"}]'], expect: ["closed"] },
+  { kind: "non-string event name", label: "missing", frames: ["42[]"], expect: ["closed"] },
+  { kind: "non-string event name", label: "binary placeholder", frames: ['451-[{"_placeholder":true,"num":0}]', bin([1])], expect: ["closed"] },
+  { kind: "ack for an id never issued", label: "ACK 999", frames: ['43999["x"]'], expect: ["ignored"] },
+  { kind: "ack for an id never issued", label: "BINARY_ACK 5", frames: ['461-5[{"_placeholder":true,"num":0}]', bin([0])], expect: ["ignored"] },
+  { kind: "invalid UTF-8", label: "inside a string", frames: [notUtf8('421["echo","\xff\xfe"]')], expect: ["closed"] },
+  { kind: "invalid UTF-8", label: "in the namespace", frames: [notUtf8("40/\xc3,")], expect: ["closed"] },
+  { kind: "invalid UTF-8", label: "a lone continuation byte", frames: [notUtf8("\x80")], expect: ["closed"] },
+];
+
+/** The probe sent after each bad input: an `echo` that must be acked if the connection is alive. */
+const PROBE_ACK_ID = 4242;
+const PROBE = `42${PROBE_ACK_ID}["echo","probe"]`;
+const isProbeAck = (m) => typeof m === "string" && m.startsWith(`43${PROBE_ACK_ID}[`);
+/** Welcome, ticks, pings and probe acks: traffic every connection gets, not an answer to the bad input. */
+const isRoutine = (m) =>
+  typeof m === "string" &&
+  (/^42\["message",\d+\]$/.test(m) || m.startsWith('42["message",{"text":"Welcome') || m === "2" || m === "3" || isProbeAck(m));
+const show = (m) => {
+  const text = typeof m === "string" ? m : `<binary ${m.length} B>`;
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+};
+
+/** What the server's answers amount to, once the connection is known to be alive or closed. */
+function classify({ closedBefore, closedAtProbe, answers }) {
+  if (answers.some((m) => typeof m === "string" && m.startsWith("44"))) return "connect_error";
+  if (closedBefore) return "closed";
+  if (closedAtProbe) return "closed on the next packet";
+  return answers.length === 0 ? "ignored" : "answered";
 }
 
 /**
@@ -229,6 +333,107 @@ describe("bad input", () => {
       assert.equal(res.status, 400);
     });
   }
+
+  /** Sends `frames` over a raw WebSocket connected to `/`; resolves with how the server reacted. */
+  async function tryWebSocket(frames) {
+    const raw = await openRaw();
+    const before = raw.messages.length;
+    for (const frame of frames) {
+      if (typeof frame === "string") raw.send(frame);
+      else if (frame.binary) raw.send(frame.binary);
+      else raw.send(frame.notUtf8, { binary: false });
+    }
+    const closedBefore = await raw.closedWithin(800);
+    let closedAtProbe = null;
+    if (!closedBefore) {
+      raw.send(PROBE);
+      await raw.waitMessage(isProbeAck, 3_000).catch(() => {});
+      closedAtProbe = raw.closeInfo;
+      assert.ok(closedAtProbe || raw.messages.some(isProbeAck), "the probe got neither an ack nor a close");
+    }
+    const answers = raw.messages.slice(before).filter((m) => !isRoutine(m));
+    const close = closedBefore ?? closedAtProbe;
+    const detail = `${close ? `close ${close.code}` : "open"}${answers.length ? `; ${answers.map(show).join(" | ")}` : ""}`;
+    return { outcome: classify({ closedBefore, closedAtProbe, answers }), detail };
+  }
+
+  /** Sends `frames` as one POST to a fresh polling session on `/`; resolves with how the server reacted. */
+  async function tryPolling(frames) {
+    const session = await PollingSession.open(server.url);
+    const body = Buffer.concat(
+      frames.flatMap((frame, i) => [
+        i ? Buffer.from("\x1e") : Buffer.alloc(0),
+        typeof frame === "string"
+          ? Buffer.from(frame)
+          : frame.binary
+            ? Buffer.from(`b${frame.binary.toString("base64")}`)
+            : frame.notUtf8,
+      ]),
+    );
+    const post = await session.post(body);
+    const notes = [`POST ${post.status}${post.status === 200 || !post.body ? "" : ` ${show(post.body)}`}`];
+    const answers = [];
+    let closed = post.status !== 200;
+    // Ticks come every TICK_MS, so each GET returns quickly while the session lives.
+    const collect = async (until) => {
+      for (let i = 0; i < 20 && !closed && !until(); i++) {
+        const res = await httpRequest(session.url, { timeoutMs: 3_000 });
+        if (res.status !== 200) {
+          notes.push(`GET ${res.status}`);
+          closed = true;
+          break;
+        }
+        const packets = res.body.split("\x1e");
+        if (packets.includes("1")) closed = true;
+        answers.push(...packets.filter((p) => p !== "1"));
+      }
+    };
+    const started = Date.now();
+    await collect(() => Date.now() - started > 800);
+    const closedBefore = closed;
+    let closedAtProbe = false;
+    if (!closedBefore) {
+      const probe = await session.post(PROBE);
+      if (probe.status !== 200) {
+        notes.push(`probe POST ${probe.status}`);
+        closed = true;
+      }
+      await collect(() => answers.some(isProbeAck));
+      closedAtProbe = closed;
+      assert.ok(closed || answers.some(isProbeAck), "the probe got neither an ack nor a close");
+    }
+    const shown = answers.filter((m) => !isRoutine(m));
+    if (closed && !notes.some((n) => n.startsWith("GET") || n.startsWith("probe"))) notes.push("session closed");
+    if (!closed) notes.push("open");
+    const detail = `${notes.join(", ")}${shown.length ? `; ${shown.map(show).join(" | ")}` : ""}`;
+    return { outcome: classify({ closedBefore, closedAtProbe, answers: shown }), detail };
+  }
+
+  const table = [];
+  for (const entry of BAD_INPUTS) {
+    for (const [transport, attempt] of [["websocket", tryWebSocket], ["polling", tryPolling]]) {
+      const name = `${transport}: ${entry.kind}, ${entry.label}`;
+      it(name, { todo: entry.gap }, async (t) => {
+        const { outcome, detail } = await attempt(entry.frames);
+        table.push({ transport, entry, outcome, detail });
+        t.diagnostic(`${outcome} (${detail})`);
+        assert.equal((await httpRequest(`${server.url}/healthz`)).status, 200, "the server stopped answering");
+        assert.ok(entry.expect.includes(outcome), `expected ${entry.expect.join(" or ")}, got ${outcome} (${detail})`);
+      });
+    }
+  }
+
+  it("prints what the server answered to each bad input", (t) => {
+    const rows = BAD_INPUTS.map((entry) => {
+      const cell = (transport) => {
+        const row = table.find((r) => r.entry === entry && r.transport === transport);
+        return row ? `${row.outcome} (${row.detail})` : "not run";
+      };
+      return `| ${entry.kind} | ${entry.label} | ${cell("websocket")} | ${cell("polling")} |${entry.gap ? ` gap: ${entry.gap}` : ""}`;
+    });
+    for (const line of ["| class | input | websocket | polling |", "|---|---|---|---|", ...rows]) t.diagnostic(line);
+    assert.equal(table.length, 2 * BAD_INPUTS.length);
+  });
 
   it("kept serving the control clients throughout", async (t) => {
     // Let a few more ticks and echoes happen after the last bad input.

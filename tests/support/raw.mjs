@@ -69,8 +69,12 @@ export class RawWebSocket {
     return raw;
   }
 
-  send(data) {
-    this.ws.send(data);
+  /**
+   * Sends one WebSocket message: a string as text, a Buffer as binary. `{ binary: false }`
+   * sends a Buffer's bytes as a text frame unchecked, to test invalid UTF-8.
+   */
+  send(data, options) {
+    this.ws.send(data, options);
   }
 
   /** Resolves with the first message (received so far or later) satisfying `match`. */
@@ -113,7 +117,9 @@ export class PollingSession {
     session.sid = JSON.parse(handshake.body.slice(1)).sid;
     const connect = await session.post("40");
     if (connect.status !== 200) throw new Error(`namespace connect failed: ${connect.status} ${connect.body}`);
-    const packets = await session.poll();
+    // The first GET may carry only the heartbeat ping socketioxide sends right after the handshake.
+    const packets = [];
+    for (let i = 0; i < 5 && !packets.some((p) => p.startsWith("40")); i++) packets.push(...(await session.poll()));
     if (!packets.some((p) => p.startsWith("40"))) throw new Error(`no CONNECT answer: ${JSON.stringify(packets)}`);
     return session;
   }

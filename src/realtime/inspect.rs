@@ -1,0 +1,337 @@
+//! One client packet run through the server's decoding and validation, without a live socket.
+//!
+//! [`handle_client_packet`] decodes a Socket.IO v5 text packet with socketioxide's own parser
+//! (the `socketioxide-parser-common` crate the server uses, with its default limits), feeds it
+//! the binary attachments that follow it, routes it the way socketioxide routes it to the
+//! handlers of the default profile, and runs iorelay's payload checks ([`EventArgs`],
+//! [`RoomName::parse`], [`chat_message`]). The result says what the server would answer. The
+//! fuzz target in `tests/fuzz/` and the seed corpus tests drive the server's decoding through
+//! it, so it must return, never panic, for any input.
+//!
+//! What needs a connection is left out: authentication, the rate limit, the per-socket room
+//! limit, room sizes and ordering. The sender counts as connected to the namespace the packet
+//! names when the default profile serves it; on a live server an event for a served namespace
+//! the socket has not joined closes the connection instead.
+
+use bytes::Bytes;
+use socketioxide_core::Str;
+use socketioxide_core::packet::PacketData;
+use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
+use socketioxide_parser_common::CommonParser;
+
+use super::payload::{ChatMessage, EventArgs};
+use super::room::{MAX_ROOM_NAME_CHARS, RoomName};
+use super::room_events::chat_message;
+
+/// The sender id put in the `chat` messages this module builds.
+pub const SENDER_ID: &str = "inspected-sender";
+
+/// What the server does with a packet it could decode.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// CONNECT to a namespace the server serves: the socket joins it.
+    Connected {
+        /// The namespace.
+        namespace: String,
+    },
+    /// CONNECT to any other namespace: answered with `connect_error` "Invalid namespace".
+    InvalidNamespace {
+        /// The namespace asked for.
+        namespace: String,
+    },
+    /// DISCONNECT: the socket leaves the namespace.
+    Disconnected {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A binary packet whose attachments have not all arrived: the server keeps it and waits.
+    AwaitingAttachments {
+        /// Attachments announced by the packet.
+        announced: usize,
+        /// Attachments received so far.
+        received: usize,
+    },
+    /// An event reached one of iorelay's handlers.
+    Handled {
+        /// The namespace.
+        namespace: String,
+        /// The event name.
+        event: String,
+        /// The ack id the client asked for; acks are sent only when there is one.
+        ack_id: Option<i64>,
+        /// What the handler answers.
+        answer: Answer,
+    },
+    /// The server sends nothing back and keeps the connection.
+    Ignored(Ignored),
+}
+
+/// What an event handler answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// `message`: the arguments go back to the sender as `message`.
+    Message(EventArgs),
+    /// `echo`: the arguments go back in the ack.
+    Echo(EventArgs),
+    /// `join` or `leave` accepted: ack `{ room, size }` (the size needs a live adapter).
+    Room(RoomName),
+    /// `chat` accepted: the message is relayed and the ack is `{ ok: true }`.
+    Chat(ChatMessage),
+    /// The request is refused with ack `{ error }` and changes nothing.
+    Refused(String),
+}
+
+/// Why a decoded packet gets no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// An event or DISCONNECT for a namespace the server does not serve: socketioxide drops it.
+    UnknownNamespace,
+    /// An event no handler is registered for (it still counts against the rate limit).
+    NoHandler,
+    /// The arguments do not decode as event arguments, so socketioxide does not call the handler.
+    UndecodableArguments,
+    /// An ack: iorelay never asks clients for one, so no ack id is pending.
+    UnexpectedAck,
+}
+
+/// Why the server closes the connection over a packet.
+#[derive(Debug, thiserror::Error)]
+pub enum PacketError {
+    /// socketioxide's parser refused the packet or its attachments.
+    #[error("malformed packet: {0}")]
+    Malformed(ParseError),
+    /// The first element of an event is not a string.
+    #[error("invalid event name")]
+    InvalidEventName,
+}
+
+/// Namespaces of the default profile and the events each registers (see
+/// `default_ns::attach_handlers` and `chat_ns::attach_handlers`; keep them in step).
+const NAMESPACES: [(&str, &[&str]); 2] = [
+    ("/", &["message", "echo", "join", "leave", "chat"]),
+    ("/chat", &["join", "leave", "chat"]),
+];
+
+/// Runs one client packet, and the binary attachments sent right after it, through the server's
+/// decoding and validation, and says what the server would answer.
+///
+/// `packet` is a Socket.IO v5 packet as an Engine.IO text message carries it, for example
+/// `42["chat",{"room":"r","text":"hi"}]` minus the Engine.IO `4`: `2["chat",{"room":"r","text":"hi"}]`.
+/// Attachments left over once the packet is complete are an error, as on a live connection.
+pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outcome, PacketError> {
+    let config = ParseConfig::default();
+    let state = ParserState::default();
+    let mut decoded = CommonParser.decode_str(&config, &state, Str::from(packet.to_owned()));
+    let mut received = 0;
+    for attachment in attachments {
+        if !matches!(decoded, Err(ParseError::NeedsMoreBinaryData)) {
+            // The packet is complete (or refused): one more binary frame is unexpected.
+            return Err(PacketError::Malformed(ParseError::UnexpectedBinaryPacket));
+        }
+        decoded = CommonParser.decode_bin(&config, &state, Bytes::copy_from_slice(attachment));
+        received += 1;
+    }
+    let packet = match decoded {
+        Ok(packet) => packet,
+        Err(ParseError::NeedsMoreBinaryData) => {
+            return Ok(Outcome::AwaitingAttachments {
+                announced: state
+                    .incoming_binary_cnt
+                    .load(std::sync::atomic::Ordering::Acquire),
+                received,
+            });
+        }
+        Err(error) => return Err(PacketError::Malformed(error)),
+    };
+
+    let namespace = packet.ns.as_str();
+    let events = NAMESPACES
+        .iter()
+        .find(|(name, _)| *name == namespace)
+        .map(|(_, events)| *events);
+    match (packet.inner, events) {
+        (PacketData::Connect(_), Some(_)) => Ok(Outcome::Connected {
+            namespace: namespace.to_owned(),
+        }),
+        (PacketData::Connect(_), None) => Ok(Outcome::InvalidNamespace {
+            namespace: namespace.to_owned(),
+        }),
+        (_, None) => Ok(Outcome::Ignored(Ignored::UnknownNamespace)),
+        (PacketData::Disconnect, Some(_)) => Ok(Outcome::Disconnected {
+            namespace: namespace.to_owned(),
+        }),
+        (PacketData::EventAck(..) | PacketData::BinaryAck(..), Some(_)) => {
+            Ok(Outcome::Ignored(Ignored::UnexpectedAck))
+        }
+        (
+            PacketData::Event(mut data, ack_id) | PacketData::BinaryEvent(mut data, ack_id),
+            Some(events),
+        ) => {
+            let event = CommonParser
+                .read_event(&data)
+                .map_err(|_| PacketError::InvalidEventName)?
+                .to_owned();
+            if !events.contains(&event.as_str()) {
+                return Ok(Outcome::Ignored(Ignored::NoHandler));
+            }
+            // The same call socketioxide's `Data<EventArgs>` extractor makes.
+            let Ok(args) = CommonParser.decode_value::<EventArgs>(&mut data, true) else {
+                return Ok(Outcome::Ignored(Ignored::UndecodableArguments));
+            };
+            Ok(Outcome::Handled {
+                namespace: namespace.to_owned(),
+                answer: answer(&event, &args),
+                event,
+                ack_id,
+            })
+        }
+        // The parser never yields a CONNECT_ERROR from a client (packet type 4 is refused).
+        (PacketData::ConnectError(_), Some(_)) => {
+            Err(PacketError::Malformed(ParseError::InvalidPacketType))
+        }
+    }
+}
+
+fn answer(event: &str, args: &EventArgs) -> Answer {
+    match event {
+        "message" => Answer::Message(args.clone()),
+        "echo" => Answer::Echo(args.clone()),
+        "join" | "leave" => match RoomName::parse(args.first(), MAX_ROOM_NAME_CHARS) {
+            Ok(room) => Answer::Room(room),
+            Err(error) => Answer::Refused(error.to_string()),
+        },
+        _ => match chat_message(args, SENDER_ID, None, MAX_ROOM_NAME_CHARS) {
+            Ok(message) => Answer::Chat(message),
+            Err(error) => Answer::Refused(error.to_string()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rmpv::Value;
+
+    fn handled(packet: &str) -> (String, Option<i64>, Answer) {
+        match handle_client_packet(packet, &[]) {
+            Ok(Outcome::Handled {
+                event,
+                ack_id,
+                answer,
+                ..
+            }) => (event, ack_id, answer),
+            other => panic!("{packet}: expected a handled event, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn valid_requests_reach_the_handlers() {
+        let (event, ack_id, answer) = handled(r#"27["chat",{"room":"r","text":"hi"}]"#);
+        assert_eq!((event.as_str(), ack_id), ("chat", Some(7)));
+        let Answer::Chat(message) = answer else {
+            panic!("expected a chat, got {answer:?}")
+        };
+        assert_eq!(message.room.as_deref(), Some("r"));
+        assert_eq!(message.text, "hi");
+        assert_eq!(message.from, SENDER_ID);
+
+        let (_, _, answer) = handled(r#"2/chat,["join","lobby"]"#);
+        assert!(matches!(answer, Answer::Room(room) if room.as_str() == "lobby"));
+
+        let (_, _, answer) = handled(r#"21["echo",1,"two",null]"#);
+        assert_eq!(
+            answer,
+            Answer::Echo(EventArgs(vec![
+                Value::from(1),
+                Value::from("two"),
+                Value::Nil
+            ]))
+        );
+    }
+
+    #[test]
+    fn invalid_requests_are_refused() {
+        let (_, _, answer) = handled(r#"21["join",7]"#);
+        assert_eq!(
+            answer,
+            Answer::Refused("the room name must be a string".into())
+        );
+        let (_, _, answer) = handled(r#"2["chat","hi"]"#);
+        assert_eq!(
+            answer,
+            Answer::Refused("chat expects an object { room, text }".into())
+        );
+    }
+
+    #[test]
+    fn binary_attachments_complete_the_packet() {
+        let packet = r#"51-["message",{"_placeholder":true,"num":0}]"#;
+        assert!(matches!(
+            handle_client_packet(packet, &[]),
+            Ok(Outcome::AwaitingAttachments {
+                announced: 1,
+                received: 0
+            })
+        ));
+        let (_, _, answer) = match handle_client_packet(packet, &[b"\x01\x02"]) {
+            Ok(Outcome::Handled {
+                event,
+                ack_id,
+                answer,
+                ..
+            }) => (event, ack_id, answer),
+            other => panic!("expected a handled event, got {other:?}"),
+        };
+        assert_eq!(
+            answer,
+            Answer::Message(EventArgs(vec![Value::Binary(vec![1, 2])]))
+        );
+        assert!(matches!(
+            handle_client_packet(packet, &[b"a", b"b"]),
+            Err(PacketError::Malformed(ParseError::UnexpectedBinaryPacket))
+        ));
+    }
+
+    #[test]
+    fn what_the_server_drops_or_closes_on() {
+        for (packet, expected) in [
+            (r#"2/nowhere,["chat",{}]"#, Ignored::UnknownNamespace),
+            (r#"2["unknown"]"#, Ignored::NoHandler),
+            (r#"2/chat,["echo",1]"#, Ignored::NoHandler),
+            (r#"35["whatever"]"#, Ignored::UnexpectedAck),
+        ] {
+            assert_eq!(
+                handle_client_packet(packet, &[]).ok(),
+                Some(Outcome::Ignored(expected)),
+                "{packet}"
+            );
+        }
+        assert!(matches!(
+            handle_client_packet("0/nowhere,", &[]),
+            Ok(Outcome::InvalidNamespace { namespace }) if namespace == "/nowhere"
+        ));
+        assert!(matches!(
+            handle_client_packet("2[42]", &[]),
+            Err(PacketError::InvalidEventName)
+        ));
+        for malformed in ["", "9", "2[\"chat\"", "51000000-[\"message\"]", "4{}", "5x"] {
+            assert!(
+                matches!(
+                    handle_client_packet(malformed, &[]),
+                    Err(PacketError::Malformed(_)) | Err(PacketError::InvalidEventName)
+                ),
+                "{malformed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let depth = 100_000;
+        let packet = format!("2[\"message\",{}{}]", "[".repeat(depth), "]".repeat(depth));
+        assert_eq!(
+            handle_client_packet(&packet, &[]).ok(),
+            Some(Outcome::Ignored(Ignored::UndecodableArguments))
+        );
+    }
+}
