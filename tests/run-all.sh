@@ -34,7 +34,7 @@ step "building iorelay (release, as the Docker image does)"
 cargo build --release --locked --bin iorelay
 
 # Process-level tests (signals, memory, storms) and the JavaScript suites use the release build.
-export IORELAY_BIN="$root/target/release/iorelay"
+export IORELAY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/iorelay"
 
 step "Rust unit and integration tests"
 cargo test --locked
