@@ -11,9 +11,15 @@ export default defineConfig({
     proxy: {
       "/socket.io": { target: iorelay, ws: true },
       "/healthz": { target: iorelay },
+      "/ws": { target: iorelay, ws: true },
     },
   },
   build: {
     chunkSizeWarningLimit: 1500,
+    // Two pages: the Socket.IO demo, and the same features over the browser's own WebSocket
+    // (paths relative to client-demo/, where `npm run build` runs).
+    rolldownOptions: {
+      input: { main: "index.html", plain: "plain.html" },
+    },
   },
 });

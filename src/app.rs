@@ -29,6 +29,7 @@ use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::guard::{self, Capacity, RealtimeGuard};
 use crate::http::{health, static_files};
+use crate::plain_ws::{self, PlainEndpoint, PlainHub};
 use crate::realtime::policy::RelayPolicy;
 use crate::realtime::{self, ticker};
 
@@ -48,14 +49,24 @@ pub trait RelayNode: Send + Sync {
     fn close(&self) -> BoxFuture<'static, ()>;
 }
 
-impl<A: Adapter> RelayNode for SocketIo<A> {
+/// A node's Socket.IO sockets and plain WebSocket clients.
+struct Node<A: Adapter> {
+    io: SocketIo<A>,
+    plain: Arc<PlainHub>,
+}
+
+impl<A: Adapter> RelayNode for Node<A> {
     fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()> {
-        ticker::spawn(self.clone(), interval)
+        ticker::spawn(self.io.clone(), self.plain.clone(), interval)
     }
 
     fn close(&self) -> BoxFuture<'static, ()> {
-        let io = self.clone();
-        Box::pin(async move { io.close().await })
+        let io = self.io.clone();
+        let plain = self.plain.clone();
+        Box::pin(async move {
+            io.close().await;
+            plain.close_all().await;
+        })
     }
 }
 
@@ -74,20 +85,29 @@ pub enum ServeError {
 pub async fn build(config: Config, sharing: RoomSharing) -> App {
     let config = Arc::new(config);
     let policy = RelayPolicy::from_config(&config);
-    let builder = socket_io_builder(&config).with_state(policy.clone());
+    let plain = Arc::new(PlainHub::new(
+        config.max_buffer_size,
+        config.max_rooms_per_socket,
+    ));
+    let builder = socket_io_builder(&config)
+        .with_state(policy.clone())
+        .with_state(plain.clone());
+    let shared = (&config, &policy, &plain);
     match sharing {
-        RoomSharing::Memory => assemble(&config, &policy, builder.build_svc(), None).0,
+        RoomSharing::Memory => assemble(shared, builder.build_svc(), None).0,
         RoomSharing::Redis(link) => {
             let status = link.status();
+            plain_ws::bridge::connect_nodes(&plain, link.clone()).await;
             let builder = builder.with_adapter::<RedisRelayAdapter>(adapter::adapter_state(link));
-            let (app, namespaces) = assemble(&config, &policy, builder.build_svc(), Some(status));
+            let (app, namespaces) = assemble(shared, builder.build_svc(), Some(status));
             subscribe_all(namespaces).await;
             app
         }
         RoomSharing::Cluster(link) => {
             let status = link.status();
+            plain_ws::bridge::connect_nodes(&plain, link.clone()).await;
             let builder = builder.with_adapter::<ClusterRelayAdapter>(adapter::adapter_state(link));
-            let (app, namespaces) = assemble(&config, &policy, builder.build_svc(), Some(status));
+            let (app, namespaces) = assemble(shared, builder.build_svc(), Some(status));
             subscribe_all(namespaces).await;
             app
         }
@@ -109,8 +129,7 @@ where
 }
 
 fn assemble<A: DefinedAdapter + Adapter>(
-    config: &Arc<Config>,
-    policy: &Arc<RelayPolicy>,
+    (config, policy, plain): (&Arc<Config>, &Arc<RelayPolicy>, &Arc<PlainHub>),
     (io_service, io): (SocketIoService<NotFoundService, A>, SocketIo<A>),
     redis: Option<RedisStatus>,
 ) -> (App, Vec<A::InitRes>) {
@@ -132,23 +151,38 @@ fn assemble<A: DefinedAdapter + Adapter>(
         router = router.route_service(engine_echo::PATH, echo);
         realtime_paths.push(engine_echo::PATH.to_owned());
     }
-    if let Some(cors) = cors_layer(config) {
-        router = router.layer(cors);
-    }
     let live = {
         let io = io.clone();
-        Arc::new(move || io.nsps().into_iter().map(|ns| ns.sockets().len()).sum())
+        let plain = plain.clone();
+        Arc::new(move || {
+            let sockets: usize = io.nsps().into_iter().map(|ns| ns.sockets().len()).sum();
+            sockets + plain.len()
+        })
     };
     let capacity = Capacity {
         policy: policy.clone(),
         live,
     };
+    let endpoint = PlainEndpoint {
+        io: io.clone(),
+        hub: plain.clone(),
+        policy: policy.clone(),
+        config: config.clone(),
+        capacity: capacity.clone(),
+    };
+    router = plain_ws::serve_beside(router, endpoint);
+    if let Some(cors) = cors_layer(config) {
+        router = router.layer(cors);
+    }
     let guard = RealtimeGuard::new(config.clone(), realtime_paths, capacity);
     let router = router.layer(middleware::from_fn_with_state(guard, guard::check));
     (
         App {
             router,
-            node: Box::new(io),
+            node: Box::new(Node {
+                io,
+                plain: plain.clone(),
+            }),
         },
         namespaces,
     )

@@ -29,6 +29,19 @@ pub struct Config {
     #[arg(long, env = "IORELAY_PATH", default_value = "/socket.io/")]
     pub path: String,
 
+    /// Path of the plain WebSocket endpoint; a WebSocket upgrade to `/` is served there too.
+    #[arg(long, env = "IORELAY_WS_PATH", default_value = "/ws")]
+    pub ws_path: String,
+
+    /// A `Sec-WebSocket-Protocol` plain WebSocket clients may ask for; repeat for several.
+    #[arg(
+        long = "ws-protocol",
+        env = "IORELAY_WS_PROTOCOLS",
+        value_delimiter = ',',
+        default_value = "echo-protocol"
+    )]
+    pub ws_protocols: Vec<String>,
+
     /// Interval between two server pings, in milliseconds (`pingInterval`).
     #[arg(long, env = "IORELAY_PING_INTERVAL_MS", default_value_t = 25_000)]
     pub ping_interval_ms: u64,
@@ -207,6 +220,12 @@ pub enum ConfigError {
     /// `--path` does not start with `/`.
     #[error("invalid value '{0}' for '--path': must start with '/'")]
     Path(String),
+    /// `--ws-path` cannot be served beside the other routes.
+    #[error("invalid value '{0}' for '--ws-path': {1}")]
+    WsPath(String, &'static str),
+    /// A `--ws-protocol` is not a valid subprotocol name.
+    #[error("invalid value '{0}' for '--ws-protocol': expected a token such as 'echo-protocol'")]
+    WsProtocol(String),
     /// `--transports` names no transport.
     #[error("invalid value for '--transports': at least one transport is needed")]
     NoTransport,
@@ -293,6 +312,7 @@ impl Config {
             // socket.io-client always requests `<path>/`, so normalise like Node does.
             self.path.push('/');
         }
+        self.check_plain_websocket()?;
         self.transports.dedup();
         if self.transports.is_empty() {
             return Err(ConfigError::NoTransport);
@@ -307,6 +327,26 @@ impl Config {
             }
         }
         Ok(self)
+    }
+
+    fn check_plain_websocket(&mut self) -> Result<(), ConfigError> {
+        let refuse = |why| Err(ConfigError::WsPath(self.ws_path.clone(), why));
+        if !self.ws_path.starts_with('/') {
+            return refuse("must start with '/'");
+        }
+        // `/` always takes upgrades, and the page stays there for everything else.
+        if self.ws_path == "/" || self.ws_path == "/healthz" {
+            return refuse("that path is already served");
+        }
+        if self.ws_path.starts_with(&self.path) {
+            return refuse("must not overlap the Socket.IO '--path'");
+        }
+        // An empty entry (`IORELAY_WS_PROTOCOLS=`) means no subprotocol is accepted.
+        self.ws_protocols.retain(|protocol| !protocol.is_empty());
+        match self.ws_protocols.iter().find(|p| !is_token(p)) {
+            Some(bad) => Err(ConfigError::WsProtocol(bad.clone())),
+            None => Ok(()),
+        }
     }
 
     /// Port to bind, checked by [`Config::validated`].
@@ -380,6 +420,14 @@ fn is_origin(value: &str) -> bool {
     // `http::Uri` reports an absent path as "/", so a trailing slash is checked on the text.
     let path_empty = uri.path_and_query().is_none_or(|p| p.as_str() == "/");
     scheme_ok && uri.host().is_some() && path_empty && !value.ends_with('/')
+}
+
+/// Whether `value` is an HTTP token (RFC 9110), as a subprotocol name must be.
+fn is_token(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -469,6 +517,31 @@ mod tests {
             parse(&["--auth-token", "a", "--auth-secret", "b"]).unwrap_err(),
             ConfigError::TwoAuthModes
         );
+    }
+
+    #[test]
+    fn plain_websocket_options_are_checked() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.ws_path, "/ws");
+        assert_eq!(config.ws_protocols, ["echo-protocol"]);
+        assert!(matches!(
+            parse(&["--ws-path", "ws"]),
+            Err(ConfigError::WsPath(..))
+        ));
+        assert!(matches!(
+            parse(&["--ws-path", "/"]),
+            Err(ConfigError::WsPath(..))
+        ));
+        assert!(matches!(
+            parse(&["--ws-path", "/socket.io/ws"]),
+            Err(ConfigError::WsPath(..))
+        ));
+        assert_eq!(
+            parse(&["--ws-protocol", "a b"]).unwrap_err(),
+            ConfigError::WsProtocol("a b".into())
+        );
+        let none = parse(&["--ws-protocol", ""]).expect("valid");
+        assert!(none.ws_protocols.is_empty());
     }
 
     #[test]

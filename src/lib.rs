@@ -9,13 +9,15 @@
 //!   client's first events is missed), which validate payloads ([`realtime::payload`],
 //!   [`realtime::room`]) and broadcast to rooms through the adapter;
 //! - [`adapter`] shares rooms: in memory on one node, or over Redis pub/sub between nodes;
-//! - [`http`] serves health and the web page on the same port.
+//! - [`http`] serves health and the web page on the same port;
+//! - [`plain_ws`] serves plain WebSocket clients on the same port, in the rooms of `/`.
 
 pub mod adapter;
 pub mod app;
 pub mod config;
 pub mod engine_echo;
 pub mod http;
+pub mod plain_ws;
 pub mod realtime;
 pub mod shutdown;
 pub mod telemetry;

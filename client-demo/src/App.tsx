@@ -24,7 +24,10 @@ export default function App() {
           iorelay
         </Typography.Title>
         <Typography.Text style={{ color: "rgba(255,255,255,0.75)", flex: 1 }}>
-          Socket.IO-compatible realtime server — live demo
+          Socket.IO-compatible realtime server — live demo ·{" "}
+          <a href="/plain.html" style={{ color: "#fff" }}>
+            plain WebSocket
+          </a>
         </Typography.Text>
         <StatusTag status={relay.state.status} />
       </Layout.Header>

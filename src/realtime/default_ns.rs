@@ -12,14 +12,20 @@ use super::ordering::{self, InOrder};
 use super::payload::{EventArgs, Welcome};
 use super::policy::RelayPolicy;
 use super::room_events::{on_chat, on_join, on_leave, on_unknown_event, send_ack};
+use crate::plain_ws::PlainHub;
 
 /// Registers the event handlers before the namespace CONNECT is acknowledged.
 ///
 /// socketioxide acknowledges CONNECT before the connect handler runs, so a client that emits
 /// right on `connect` would race the handler registration. A connect middleware runs before the
 /// acknowledgement, so handlers registered here never miss an event.
-pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+pub async fn attach_handlers<A: Adapter>(
+    socket: SocketRef<A>,
+    State(plain): State<Arc<PlainHub>>,
+) -> Result<(), Infallible> {
     ordering::install(&socket);
+    // The rooms of `/` are shared with plain WebSocket clients: `chat` and `join` reach them.
+    socket.extensions.insert(plain);
     socket.on("message", on_message::<A>);
     socket.on("echo", on_echo::<A>);
     socket.on("join", on_join::<A>);

@@ -13,6 +13,7 @@ use super::policy::RelayPolicy;
 
 use super::payload::{ChatAck, ChatMessage, ChatRequest, ErrorAck, EventArgs, RoomAck, now_ms};
 use super::room::{RoomName, RoomNameError};
+use crate::plain_ws::{self, PlainHub};
 
 /// Why a `chat` request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -131,11 +132,15 @@ pub async fn on_chat<A: Adapter>(
         Err(error) => return refuse(&socket, ack, "chat", &error),
     };
     // `within` includes the sender when it is a member; outsiders never see room traffic.
-    let result = match &message.room {
-        Some(room) => socket.within(room.clone()).emit("chat", &message).await,
-        None => match io.of(socket.ns()) {
-            Some(namespace) => namespace.emit("chat", &message).await,
-            None => Ok(()),
+    let result = match socket.extensions.get::<Arc<PlainHub>>() {
+        // Sockets of `/` share their rooms with plain WebSocket clients.
+        Some(plain) => plain_ws::relay_chat(&io, &plain, &message).await,
+        None => match &message.room {
+            Some(room) => socket.within(room.clone()).emit("chat", &message).await,
+            None => match io.of(socket.ns()) {
+                Some(namespace) => namespace.emit("chat", &message).await,
+                None => Ok(()),
+            },
         },
     };
     match result {
@@ -221,7 +226,12 @@ pub async fn room_members<A: Adapter>(socket: &SocketRef<A>, room: &str) -> Vec<
 }
 
 async fn acknowledge_room<A: Adapter>(socket: &SocketRef<A>, ack: AckSender<A>, room: &RoomName) {
-    let size = room_members(socket, room.as_str()).await.len();
+    // Plain WebSocket members count on their own node only (see `plain_ws`).
+    let plain_members = socket
+        .extensions
+        .get::<Arc<PlainHub>>()
+        .map_or(0, |plain| plain.room_size(room.as_str()));
+    let size = room_members(socket, room.as_str()).await.len() + plain_members;
     send_ack(
         socket,
         ack,

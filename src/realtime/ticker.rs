@@ -1,5 +1,7 @@
-//! The server ticker: the current time, pushed to every socket of `/` at a fixed interval.
+//! The server ticker: the current time, pushed to every socket of `/` at a fixed interval, and
+//! to every plain WebSocket client as a text frame.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use socketioxide::SocketIo;
@@ -8,9 +10,14 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::payload::now_ms;
+use crate::plain_ws::PlainHub;
 
 /// Starts the ticker; it runs until the returned task is aborted.
-pub fn spawn<A: Adapter>(io: SocketIo<A>, interval: Duration) -> JoinHandle<()> {
+pub fn spawn<A: Adapter>(
+    io: SocketIo<A>,
+    plain: Arc<PlainHub>,
+    interval: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         // A stalled runtime should not make up for lost ticks with a burst.
@@ -19,9 +26,11 @@ pub fn spawn<A: Adapter>(io: SocketIo<A>, interval: Duration) -> JoinHandle<()> 
             ticks.tick().await;
             // Every node ticks its own sockets; going through the adapter would repeat each tick
             // once per node.
-            if let Err(error) = io.local().emit("message", &now_ms()).await {
+            let now = now_ms();
+            if let Err(error) = io.local().emit("message", &now).await {
                 tracing::warn!(%error, "tick not delivered to every socket");
             }
+            plain.broadcast_text(now.to_string());
         }
     })
 }

@@ -8,5 +8,6 @@ mod fuzz_corpus;
 mod helpers;
 mod http;
 mod limits;
+mod plain_ws;
 mod redis_server;
 mod resilience;

@@ -1,0 +1,345 @@
+//! The plain WebSocket clients of this node, their outgoing queues and the rooms they are in.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use socketioxide::socket::Sid;
+use tokio::sync::{Notify, mpsc, watch};
+
+use super::frames::Outbound;
+use crate::realtime::payload::ChatMessage;
+use crate::realtime::room_events::RoomLimitError;
+
+/// Why the server ends a plain client's connection on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Its outgoing queue was full: it is not reading fast enough.
+    QueueFull,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// The plain WebSocket clients connected to this node and their rooms, which are the rooms of
+/// namespace `/`: Socket.IO members are reached through the adapter, plain members from here.
+///
+/// Delivery never waits: each client has a bounded queue, and a client whose queue is full is
+/// evicted instead of slowing the others down.
+pub struct PlainHub {
+    /// This node's id in cross-node messages, so that a node skips its own publications.
+    pub(super) node: String,
+    queue_size: usize,
+    max_rooms: usize,
+    registry: RwLock<Registry>,
+    /// Publications for the other nodes, set when rooms are shared through Redis.
+    pub(super) remote: OnceLock<mpsc::Sender<ChatMessage>>,
+    emptied: Notify,
+}
+
+#[derive(Default)]
+struct Registry {
+    closing: bool,
+    clients: HashMap<Sid, Member>,
+    rooms: HashMap<String, HashSet<Sid>>,
+}
+
+struct Member {
+    outbox: mpsc::Sender<Message>,
+    evict: watch::Sender<Option<Eviction>>,
+    rooms: HashSet<String>,
+}
+
+/// A client's place in the hub.
+pub struct Registration {
+    /// Its id, shaped like a Socket.IO socket id.
+    pub id: Sid,
+    /// Where frames for it are queued (the hub keeps another handle).
+    pub sender: mpsc::Sender<Message>,
+    /// The frames to write to it.
+    pub outbox: mpsc::Receiver<Message>,
+    /// Set when the server wants the connection closed.
+    pub evicted: watch::Receiver<Option<Eviction>>,
+}
+
+impl PlainHub {
+    /// A hub whose clients queue at most `queue_size` frames and join at most `max_rooms` rooms.
+    pub fn new(queue_size: usize, max_rooms: usize) -> Self {
+        PlainHub {
+            node: Sid::new().to_string(),
+            queue_size: queue_size.max(1),
+            max_rooms,
+            registry: RwLock::new(Registry::default()),
+            remote: OnceLock::new(),
+            emptied: Notify::new(),
+        }
+    }
+
+    /// Adds a client; `None` once the hub is shutting down.
+    pub fn register(&self) -> Option<Registration> {
+        let (sender, outbox) = mpsc::channel(self.queue_size);
+        let (evict, evicted) = watch::channel(None);
+        let mut registry = self.write();
+        if registry.closing {
+            return None;
+        }
+        let id = Sid::new();
+        let member = Member {
+            outbox: sender.clone(),
+            evict,
+            rooms: HashSet::new(),
+        };
+        registry.clients.insert(id, member);
+        Some(Registration {
+            id,
+            sender,
+            outbox,
+            evicted,
+        })
+    }
+
+    /// Removes a client and its room memberships.
+    pub fn unregister(&self, id: &Sid) {
+        let mut registry = self.write();
+        if let Some(member) = registry.clients.remove(id) {
+            for room in member.rooms {
+                remove_from_room(&mut registry.rooms, &room, id);
+            }
+        }
+        if registry.clients.is_empty() {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// Clients connected right now.
+    pub fn len(&self) -> usize {
+        self.read().clients.len()
+    }
+
+    /// Whether no client is connected.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Adds a client to a room, unless it is already in as many rooms as allowed.
+    pub fn join(&self, id: &Sid, room: &str) -> Result<(), RoomLimitError> {
+        let mut registry = self.write();
+        let Some(member) = registry.clients.get_mut(id) else {
+            return Ok(());
+        };
+        if !member.rooms.contains(room) && member.rooms.len() >= self.max_rooms {
+            return Err(RoomLimitError(self.max_rooms));
+        }
+        member.rooms.insert(room.to_owned());
+        registry
+            .rooms
+            .entry(room.to_owned())
+            .or_default()
+            .insert(*id);
+        Ok(())
+    }
+
+    /// Removes a client from a room; returns whether it was a member.
+    pub fn leave(&self, id: &Sid, room: &str) -> bool {
+        let mut registry = self.write();
+        let was_member = registry
+            .clients
+            .get_mut(id)
+            .is_some_and(|member| member.rooms.remove(room));
+        if was_member {
+            remove_from_room(&mut registry.rooms, room, id);
+        }
+        was_member
+    }
+
+    /// Plain members of a room on this node.
+    pub fn room_size(&self, room: &str) -> usize {
+        self.read().rooms.get(room).map_or(0, HashSet::len)
+    }
+
+    /// Sends a chat message to the plain members of its room on this node (to every plain client
+    /// when it has no room).
+    pub fn deliver_local(&self, message: &ChatMessage) {
+        let registry = self.read();
+        let recipients: Vec<(&Sid, &Member)> = match &message.room {
+            Some(room) => registry
+                .rooms
+                .get(room)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| registry.clients.get_key_value(id))
+                .collect(),
+            None => registry.clients.iter().collect(),
+        };
+        // Most messages have no plain recipient on this node: serialise only when one is there.
+        if recipients.is_empty() {
+            return;
+        }
+        let Some(frame) = Outbound::Chat(message).to_text() else {
+            return;
+        };
+        for (id, member) in recipients {
+            offer(id, member, &frame);
+        }
+    }
+
+    /// Sends one text frame to every plain client of this node.
+    pub fn broadcast_text(&self, text: impl Into<Utf8Bytes>) {
+        let frame = text.into();
+        let registry = self.read();
+        registry
+            .clients
+            .iter()
+            .for_each(|(id, m)| offer(id, m, &frame));
+    }
+
+    /// Closes every connection and waits until each client is gone; refuses new ones meanwhile.
+    pub async fn close_all(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            {
+                let mut registry = self.write();
+                registry.closing = true;
+                if registry.clients.is_empty() {
+                    return;
+                }
+                for member in registry.clients.values() {
+                    member.evict.send_replace(Some(Eviction::Shutdown));
+                }
+            }
+            emptied.await;
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        // A poisoned lock only means a panic elsewhere while holding it; the maps are still usable.
+        self.registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for PlainHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainHub")
+            .field("clients", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Queues a frame for one client without waiting; a full queue evicts it.
+fn offer(id: &Sid, member: &Member, frame: &Utf8Bytes) {
+    match member.outbox.try_send(Message::Text(frame.clone())) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            if member.evict.borrow().is_none() {
+                tracing::warn!(sid = %id, "plain WebSocket client not keeping up: closing it");
+                member.evict.send_replace(Some(Eviction::QueueFull));
+            }
+        }
+        // The client is on its way out.
+        Err(mpsc::error::TrySendError::Closed(_)) => {}
+    }
+}
+
+fn remove_from_room(rooms: &mut HashMap<String, HashSet<Sid>>, room: &str, id: &Sid) {
+    if let Some(members) = rooms.get_mut(room) {
+        members.remove(id);
+        if members.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(room: Option<&str>) -> ChatMessage {
+        ChatMessage {
+            room: room.map(str::to_owned),
+            text: "hi".into(),
+            from: "x".into(),
+            user: None,
+            ts: 1,
+        }
+    }
+
+    #[test]
+    fn rooms_follow_joins_leaves_and_departures() {
+        let hub = PlainHub::new(8, 2);
+        let a = hub.register().expect("open");
+        let b = hub.register().expect("open");
+        hub.join(&a.id, "r").expect("room");
+        hub.join(&b.id, "r").expect("room");
+        hub.join(&a.id, "r").expect("joining twice is fine");
+        assert_eq!(hub.room_size("r"), 2);
+        hub.join(&a.id, "s").expect("second room");
+        assert!(hub.join(&a.id, "t").is_err(), "two rooms at most");
+        assert!(hub.leave(&b.id, "r"));
+        assert!(!hub.leave(&b.id, "r"));
+        hub.unregister(&a.id);
+        assert_eq!(hub.room_size("r"), 0);
+        assert_eq!(hub.len(), 1);
+    }
+
+    #[test]
+    fn room_messages_reach_members_only() {
+        let hub = PlainHub::new(8, 10);
+        let mut member = hub.register().expect("open");
+        let mut outsider = hub.register().expect("open");
+        hub.join(&member.id, "r").expect("room");
+        hub.deliver_local(&chat(Some("r")));
+        let Ok(Message::Text(text)) = member.outbox.try_recv() else {
+            panic!("the member gets the chat");
+        };
+        assert!(
+            text.as_str().starts_with(r#"{"event":"chat","room":"r""#),
+            "{text}"
+        );
+        assert!(outsider.outbox.try_recv().is_err());
+        hub.deliver_local(&chat(None));
+        assert!(
+            outsider.outbox.try_recv().is_ok(),
+            "room-less chat reaches everyone"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_evicts_only_that_client() {
+        let hub = PlainHub::new(1, 10);
+        let slow = hub.register().expect("open");
+        let mut fast = hub.register().expect("open");
+        hub.broadcast_text("1");
+        let _ = fast.outbox.try_recv();
+        hub.broadcast_text("2");
+        assert_eq!(*slow.evicted.borrow(), Some(Eviction::QueueFull));
+        assert_eq!(*fast.evicted.borrow(), None);
+    }
+
+    #[tokio::test]
+    async fn close_all_waits_for_every_client() {
+        let hub = std::sync::Arc::new(PlainHub::new(1, 10));
+        let mut client = hub.register().expect("open");
+        let leaving = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                client.evicted.changed().await.expect("evicted");
+                hub.unregister(&client.id);
+            })
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(1), hub.close_all())
+            .await
+            .expect("closed");
+        leaving.await.expect("task");
+        assert!(
+            hub.register().is_none(),
+            "no new client while shutting down"
+        );
+    }
+}

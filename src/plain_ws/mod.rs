@@ -1,0 +1,192 @@
+//! Plain WebSocket clients (`new WebSocket(url)`, Node's `ws`, `nodejs-websocket`, `websocket`)
+//! on the same port as Socket.IO, sharing the rooms of namespace `/`.
+//!
+//! - [`handshake`]: origin, subprotocol, token and capacity, checked before the upgrade;
+//! - `session`: one connection: frames in, requests answered, heartbeat;
+//! - `wire`: frames out, and close codes;
+//! - [`frames`]: the JSON frames of the event contract;
+//! - [`hub`]: this node's plain clients, their queues and rooms;
+//! - [`bridge`]: chat delivery shared with Socket.IO, and across nodes through Redis.
+
+pub mod bridge;
+pub mod frames;
+pub mod handshake;
+pub mod hub;
+mod session;
+mod wire;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+
+pub use bridge::relay_chat;
+pub use hub::PlainHub;
+
+use self::handshake::Refusal;
+use crate::config::Config;
+use crate::http::guard::Capacity;
+use crate::realtime::auth::UserId;
+use crate::realtime::policy::RelayPolicy;
+
+/// Everything a plain WebSocket connection needs from the node.
+pub struct PlainEndpoint<A: Adapter> {
+    /// The Socket.IO side, for rooms of `/` and their members.
+    pub io: SocketIo<A>,
+    /// The plain clients of this node.
+    pub hub: Arc<PlainHub>,
+    /// Authentication and limits, shared with Socket.IO.
+    pub policy: Arc<RelayPolicy>,
+    /// Endpoint, subprotocols, heartbeat and sizes.
+    pub config: Arc<Config>,
+    /// The connection limit, counting Socket.IO sockets and plain clients alike.
+    pub capacity: Capacity,
+}
+
+impl<A: Adapter> Clone for PlainEndpoint<A> {
+    fn clone(&self) -> Self {
+        PlainEndpoint {
+            io: self.io.clone(),
+            hub: self.hub.clone(),
+            policy: self.policy.clone(),
+            config: self.config.clone(),
+            capacity: self.capacity.clone(),
+        }
+    }
+}
+
+/// What the handshake learned about a client.
+#[derive(Debug)]
+struct Peer {
+    protocol: Option<String>,
+    user: Option<UserId>,
+    remote: String,
+}
+
+/// Adds the plain WebSocket endpoint at `--ws-path`, and takes WebSocket upgrades at `/`
+/// (what `new WebSocket("ws://host:3000")` opens); every other request goes on to `router`,
+/// so `GET /` still serves the page.
+pub fn serve_beside<A: Adapter>(router: Router, endpoint: PlainEndpoint<A>) -> Router {
+    let path = endpoint.config.ws_path.clone();
+    router
+        .route(
+            &path,
+            any(upgrade_at_path::<A>).with_state(endpoint.clone()),
+        )
+        .layer(middleware::from_fn_with_state(
+            endpoint,
+            upgrade_at_root::<A>,
+        ))
+}
+
+async fn upgrade_at_path<A: Adapter>(
+    State(endpoint): State<PlainEndpoint<A>>,
+    request: Request,
+) -> Response {
+    if !handshake::wants_websocket(request.headers()) {
+        // What Node's `ws` server answers to plain HTTP on its path.
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::UPGRADE, "websocket")],
+            "this endpoint speaks WebSocket only",
+        )
+            .into_response();
+    }
+    accept(endpoint, request).await
+}
+
+async fn upgrade_at_root<A: Adapter>(
+    State(endpoint): State<PlainEndpoint<A>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/" && handshake::wants_websocket(request.headers()) {
+        accept(endpoint, request).await
+    } else {
+        next.run(request).await
+    }
+}
+
+async fn accept<A: Adapter>(endpoint: PlainEndpoint<A>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let peer = match endpoint.admit(&parts) {
+        Ok(peer) => peer,
+        Err(refusal) => {
+            tracing::info!(
+                path = parts.uri.path(),
+                origin = ?parts.headers.get(header::ORIGIN),
+                %refusal,
+                "plain WebSocket refused"
+            );
+            return refusal.into_response();
+        }
+    };
+    let max_message = usize::try_from(endpoint.config.max_http_buffer_size).unwrap_or(usize::MAX);
+    let mut upgrade = upgrade
+        .max_message_size(max_message)
+        .max_frame_size(max_message);
+    if let Some(protocol) = peer
+        .protocol
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
+    {
+        upgrade.set_selected_protocol(protocol);
+    }
+    let policy = endpoint.policy.clone();
+    upgrade
+        .on_failed_upgrade(move |error| {
+            policy.admissions.settle();
+            tracing::debug!(%error, "plain WebSocket upgrade failed");
+        })
+        .on_upgrade(move |socket| session::run(socket, endpoint, peer))
+}
+
+impl<A: Adapter> PlainEndpoint<A> {
+    /// Applies the same rules as to Socket.IO handshakes, in the same order: origin, then
+    /// credentials, then the connection limit (which reserves a place).
+    fn admit(&self, parts: &Parts) -> Result<Peer, Refusal> {
+        if !self
+            .config
+            .origin_allowed(parts.headers.get(header::ORIGIN))
+        {
+            return Err(Refusal::Origin);
+        }
+        let offered = handshake::offered_protocols(&parts.headers);
+        let protocol = handshake::select_protocol(&offered, &self.config.ws_protocols)?;
+        let token = handshake::token(&parts.uri, &offered);
+        let user = self
+            .policy
+            .auth
+            .verify(&serde_json::json!({ "token": token }))?;
+        let admitted = self
+            .policy
+            .admissions
+            .try_admit(self.capacity.live.as_ref(), Instant::now());
+        if !admitted {
+            return Err(Refusal::AtCapacity);
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|info| info.0);
+        Ok(Peer {
+            protocol: protocol.map(str::to_owned),
+            user,
+            remote: handshake::remote_address(&parts.headers, peer),
+        })
+    }
+}
