@@ -1,0 +1,451 @@
+//! `fanout`: members join one room, a publisher (not a member) sends `chat` to it.
+//!
+//! The chat text is the publisher's CLOCK_MONOTONIC time in nanoseconds, so each member
+//! measures the latency of every delivery. Publishing is either at a fixed rate, or as fast as
+//! the server acknowledges with a fixed number of chats awaiting their ack. After publishing
+//! stops, the members get a bounded time to receive the rest; whatever has not arrived by then
+//! is undelivered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
+
+use crate::client::{Client, Endpoint, Outbox, find};
+use crate::histogram::{Histogram, ms};
+use crate::{Common, cpu_percent, cpu_ticks, emit, now_ns, percent};
+
+#[derive(Args, Debug)]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Members of the room.
+    #[arg(long, default_value_t = 1_000)]
+    members: usize,
+    /// Chats per second from the publisher; 0 sends as fast as the server acknowledges.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Chats awaiting their ack at once when --rate is 0.
+    #[arg(long, default_value_t = 64)]
+    window: usize,
+    /// Seconds of publishing.
+    #[arg(long, default_value_t = 5)]
+    duration_s: u64,
+    /// Longest wait, in seconds, for the last deliveries once publishing stops.
+    #[arg(long, default_value_t = 10)]
+    drain_s: u64,
+    /// Room name.
+    #[arg(long, default_value = "bench")]
+    room: String,
+}
+
+/// What one member saw.
+#[derive(Default)]
+struct MemberResult {
+    received: u64,
+    last_received_ns: u64,
+    latency: Histogram,
+    lost: bool,
+}
+
+/// What the publisher did.
+#[derive(Default)]
+struct Published {
+    sent: u64,
+    acked: u64,
+    refused: u64,
+    first_sent_ns: u64,
+    last_sent_ns: u64,
+    lost: bool,
+}
+
+pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
+    args.common.check()?;
+    if args.members == 0 || args.members as u64 + 64 > files {
+        return Err(format!(
+            "--members must be between 1 and the file limit ({files}) less 64"
+        ));
+    }
+    if args.rate == 0 && args.window == 0 {
+        return Err("--window must be at least 1 when --rate is 0".into());
+    }
+    let room_json = serde_json::to_string(&args.room).map_err(|e| e.to_string())?;
+    let endpoint = Arc::new(args.common.endpoint());
+
+    let join_started = Instant::now();
+    let (members, join_failures) = connect_members(&args, &endpoint, &room_json).await;
+    if members.is_empty() {
+        return Err("no member could connect and join".into());
+    }
+    let join_time = join_started.elapsed();
+    let publisher = timeout(
+        args.common.connect_timeout(),
+        Client::connect(&endpoint, args.common.source(args.members)),
+    )
+    .await
+    .map_err(|_| "the publisher timed out connecting".to_owned())?
+    .map_err(|e| format!("the publisher could not connect: {e}"))?;
+
+    let member_count = members.len() as u64;
+    let received_total = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let member_tasks: Vec<_> = members
+        .into_iter()
+        .map(|client| tokio::spawn(member_loop(client, stop_rx.clone(), received_total.clone())))
+        .collect();
+
+    let server_pid = args.common.server_pid;
+    let own_pid = std::process::id();
+    let cpu_start = Instant::now();
+    let server_cpu_before = server_pid.and_then(cpu_ticks);
+    let own_cpu_before = cpu_ticks(own_pid);
+    let publish_end = Instant::now() + Duration::from_secs(args.duration_s);
+    let drain_end = publish_end + Duration::from_secs(args.drain_s);
+    let chat_prefix = format!("[\"chat\",{{\"room\":{room_json},\"text\":\"");
+    let published = tokio::spawn(publish(
+        publisher,
+        chat_prefix,
+        args.rate,
+        args.window,
+        publish_end,
+        drain_end,
+    ))
+    .await
+    .map_err(|e| format!("the publisher failed: {e}"))?;
+
+    let cpu_elapsed = cpu_start.elapsed();
+    let server_cpu = cpu_percent(
+        server_cpu_before,
+        server_pid.and_then(cpu_ticks),
+        cpu_elapsed,
+    );
+    let own_cpu = cpu_percent(own_cpu_before, cpu_ticks(own_pid), cpu_elapsed);
+    // Drain: until everything sent has arrived everywhere, or the drain time is up.
+    let expected = published.sent * member_count;
+    while received_total.load(Ordering::Relaxed) < expected && Instant::now() < drain_end {
+        sleep(Duration::from_millis(10)).await;
+    }
+    let _ = stop_tx.send(true);
+    let mut latency = Histogram::default();
+    let mut received = 0;
+    let mut last_received_ns = 0;
+    let mut lost_members = 0;
+    for task in member_tasks {
+        match task.await {
+            Ok(result) => {
+                received += result.received;
+                last_received_ns = last_received_ns.max(result.last_received_ns);
+                latency.merge(&result.latency);
+                lost_members += u64::from(result.lost);
+            }
+            Err(_) => lost_members += 1,
+        }
+    }
+
+    let undelivered = expected.saturating_sub(received);
+    let delivery_window_ns = last_received_ns
+        .saturating_sub(published.first_sent_ns)
+        .max(1);
+    let delivered_per_s = received as f64 * 1e9 / delivery_window_ns as f64;
+    let publish_window_ns = published
+        .last_sent_ns
+        .saturating_sub(published.first_sent_ns)
+        .max(1);
+    let published_per_s = published.sent as f64 * 1e9 / publish_window_ns as f64;
+    let mode = if args.rate == 0 {
+        format!("max (window {})", args.window)
+    } else {
+        format!("{} msg/s", args.rate)
+    };
+    let result = serde_json::json!({
+        "scenario": "fanout",
+        "server": args.common.label,
+        "members": args.members,
+        "rate": args.rate,
+        "window": args.window,
+        "duration_s": args.duration_s,
+        "joined": member_count,
+        "join_failures": join_failures,
+        "join_s": (join_time.as_secs_f64() * 1000.0).round() / 1000.0,
+        "sent": published.sent,
+        "acked": published.acked,
+        "refused": published.refused,
+        "published_per_s": published_per_s.round(),
+        "expected": expected,
+        "received": received,
+        "undelivered": undelivered,
+        "delivered_per_s": delivered_per_s.round(),
+        "latency_ms": latency.summary_ms(),
+        "lost_members": lost_members,
+        "publisher_lost": published.lost,
+        "server_cpu_pct": server_cpu,
+        "loadgen_cpu_pct": own_cpu,
+    });
+    emit(
+        &result,
+        &[
+            ("server", args.common.label.clone()),
+            (
+                "members",
+                format!(
+                    "{member_count} joined ({join_failures} failed) in {:.1} s",
+                    join_time.as_secs_f64()
+                ),
+            ),
+            ("publishing", format!("{mode} for {} s", args.duration_s)),
+            (
+                "published",
+                format!(
+                    "{} chats ({published_per_s:.0}/s), {} acked, {} refused",
+                    published.sent, published.acked, published.refused
+                ),
+            ),
+            (
+                "delivered",
+                format!("{received} ({delivered_per_s:.0} msg/s)"),
+            ),
+            (
+                "undelivered",
+                format!(
+                    "{undelivered} of {expected} after a {} s drain",
+                    args.drain_s
+                ),
+            ),
+            (
+                "latency p50 / p90 / p99 / max",
+                format!(
+                    "{:.2} / {:.2} / {:.2} / {:.2} ms",
+                    ms(latency.quantile(0.5)),
+                    ms(latency.quantile(0.9)),
+                    ms(latency.quantile(0.99)),
+                    ms(latency.max())
+                ),
+            ),
+            (
+                "CPU while publishing",
+                format!(
+                    "server {}, load generator {}",
+                    percent(server_cpu),
+                    percent(own_cpu)
+                ),
+            ),
+            (
+                "lost connections",
+                format!(
+                    "{lost_members} members, publisher {}",
+                    if published.lost { "lost" } else { "kept" }
+                ),
+            ),
+        ],
+    );
+    if published.sent == 0 {
+        return Err("the publisher sent nothing".into());
+    }
+    Ok(())
+}
+
+/// Connects the members and has each join the room; returns those that did and the failures.
+async fn connect_members(
+    args: &FanoutArgs,
+    endpoint: &Arc<Endpoint>,
+    room_json: &str,
+) -> (Vec<Client>, u64) {
+    let slots = Arc::new(Semaphore::new(args.common.concurrency));
+    let connect_timeout = args.common.connect_timeout();
+    let join = Arc::new(format!("420[\"join\",{room_json}]"));
+    let mut pending = Vec::with_capacity(args.members);
+    for index in 0..args.members {
+        let endpoint = endpoint.clone();
+        let slots = slots.clone();
+        let join = join.clone();
+        let source = args.common.source(index);
+        pending.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await.ok()?;
+            let joining = async {
+                let mut client = Client::connect(&endpoint, source).await.ok()?;
+                client.queue_text(join.as_bytes());
+                client.flush().await.ok()?;
+                let mut joined = false;
+                let mut refused = false;
+                while !joined {
+                    let open = client
+                        .pump(|text, _| {
+                            if text.starts_with(b"430[") {
+                                refused = find(text, b"\"error\"").is_some();
+                                joined = !refused;
+                            }
+                        })
+                        .await
+                        .ok()?;
+                    if refused || (!open && !joined) {
+                        return None;
+                    }
+                }
+                Some(client)
+            };
+            timeout(connect_timeout, joining).await.ok()?
+        }));
+    }
+    let mut members = Vec::with_capacity(args.members);
+    let mut failures = 0;
+    for task in pending {
+        match task.await {
+            Ok(Some(client)) => members.push(client),
+            _ => failures += 1,
+        }
+    }
+    (members, failures)
+}
+
+/// Counts `chat` deliveries and their latency until told to stop.
+async fn member_loop(
+    mut client: Client,
+    mut stop: watch::Receiver<bool>,
+    received_total: Arc<AtomicU64>,
+) -> MemberResult {
+    let mut result = MemberResult::default();
+    loop {
+        tokio::select! {
+            read = client.fill() => {
+                if !read.is_ok_and(|n| n > 0) {
+                    result.lost = true;
+                    return result;
+                }
+                let now = now_ns();
+                let mut batch = 0;
+                client.drain(|text, _| {
+                    if let Some(sent) = chat_timestamp(text) {
+                        batch += 1;
+                        result.latency.record(now.saturating_sub(sent));
+                    }
+                });
+                if batch > 0 {
+                    result.received += batch;
+                    result.last_received_ns = now;
+                    received_total.fetch_add(batch, Ordering::Relaxed);
+                }
+                if client.flush().await.is_err() || client.is_closed() {
+                    result.lost = true;
+                    return result;
+                }
+            }
+            _ = stop.changed() => return result,
+        }
+    }
+}
+
+/// The send time carried in a relayed `chat`'s text.
+fn chat_timestamp(text: &[u8]) -> Option<u64> {
+    if !text.starts_with(b"42[\"chat\",") {
+        return None;
+    }
+    let start = find(text, b"\"text\":\"")? + 8;
+    let digits = text[start..].iter().take_while(|b| b.is_ascii_digit());
+    let mut value: u64 = 0;
+    let mut any = false;
+    for digit in digits {
+        value = value * 10 + u64::from(digit - b'0');
+        any = true;
+    }
+    any.then_some(value)
+}
+
+/// Sends chats until `publish_end`, then waits for the outstanding acks until `drain_end`.
+async fn publish(
+    mut client: Client,
+    chat_prefix: String,
+    rate: u64,
+    window: usize,
+    publish_end: Instant,
+    drain_end: Instant,
+) -> Published {
+    let mut published = Published::default();
+    let mut next_id: u64 = 0;
+    let mut queue_chat = |published: &mut Published, out: &mut dyn FnMut(&[u8])| {
+        next_id += 1;
+        let now = now_ns();
+        if published.sent == 0 {
+            published.first_sent_ns = now;
+        }
+        published.last_sent_ns = now;
+        published.sent += 1;
+        let packet = format!("42{next_id}{chat_prefix}{now}\"}}]");
+        out(packet.as_bytes());
+    };
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    if rate == 0 {
+        for _ in 0..window {
+            queue_chat(&mut published, &mut |packet| client.queue_text(packet));
+        }
+        if client.flush().await.is_err() {
+            published.lost = true;
+            return published;
+        }
+    }
+    loop {
+        let publishing = Instant::now() < publish_end;
+        if !publishing && published.acked + published.refused >= published.sent {
+            return published;
+        }
+        tokio::select! {
+            read = client.fill() => {
+                if !read.is_ok_and(|n| n > 0) {
+                    published.lost = true;
+                    return published;
+                }
+                let publishing = Instant::now() < publish_end;
+                client.drain(|text, out: &mut Outbox<'_>| {
+                    if !text.starts_with(b"43") {
+                        return;
+                    }
+                    if find(text, b"\"ok\":true").is_some() {
+                        published.acked += 1;
+                    } else {
+                        published.refused += 1;
+                    }
+                    if rate == 0 && publishing {
+                        queue_chat(&mut published, &mut |packet| out.text(packet));
+                    }
+                });
+                if client.flush().await.is_err() || client.is_closed() {
+                    published.lost = true;
+                    return published;
+                }
+            }
+            _ = tick.tick(), if rate > 0 && publishing => {
+                let elapsed = started.elapsed().as_nanos();
+                let due = u64::try_from(elapsed * u128::from(rate) / 1_000_000_000).unwrap_or(u64::MAX);
+                while published.sent < due && Instant::now() < publish_end {
+                    queue_chat(&mut published, &mut |packet| client.queue_text(packet));
+                }
+                if client.flush().await.is_err() {
+                    published.lost = true;
+                    return published;
+                }
+            }
+            () = sleep_until(publish_end), if publishing => {}
+            () = sleep_until(drain_end) => return published,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chat_timestamp;
+
+    #[test]
+    fn reads_the_timestamp_of_a_relayed_chat() {
+        let chat = br#"42["chat",{"room":"bench","text":"123456789","from":"abc","ts":1}]"#;
+        assert_eq!(chat_timestamp(chat), Some(123_456_789));
+        assert_eq!(chat_timestamp(br#"42["message",{"text":"1"}]"#), None);
+        assert_eq!(
+            chat_timestamp(br#"42["chat",{"room":"r","text":"hi"}]"#),
+            None
+        );
+    }
+}

@@ -1,0 +1,96 @@
+// Node socket.io 4 reference server for the benchmark: iorelay's event contract on the `/`
+// namespace (welcome `message`, `message` echo, `echo` acks, `join`, `leave`, `chat`), ticker
+// off, Node socket.io's default options, no logging.
+//
+//   node tests/bench/node-reference.mjs [--host 127.0.0.1] [--port 3000] [--path /socket.io/]
+
+import { createServer } from "node:http";
+import { parseArgs } from "node:util";
+import { Server } from "socket.io";
+
+const { values: options } = parseArgs({
+  options: {
+    host: { type: "string", default: "127.0.0.1" },
+    port: { type: "string", default: "3000" },
+    path: { type: "string", default: "/socket.io/" },
+  },
+});
+
+const MAX_ROOM_NAME_CHARS = 128;
+
+function roomError(room, present) {
+  if (!present) return "a room name is required";
+  if (typeof room !== "string") return "the room name must be a string";
+  if (room.length === 0) return "the room name must not be empty";
+  if ([...room].length > MAX_ROOM_NAME_CHARS)
+    return `the room name must be at most ${MAX_ROOM_NAME_CHARS} characters`;
+  return null;
+}
+
+function roomSize(room) {
+  return io.of("/").adapter.rooms.get(room)?.size ?? 0;
+}
+
+function reply(ack, value) {
+  if (typeof ack === "function") ack(value);
+}
+
+const httpServer = createServer();
+const io = new Server(httpServer, { path: options.path, serveClient: false });
+
+io.on("connection", (socket) => {
+  socket.emit("message", { text: "Welcome to iorelay", id: socket.id });
+
+  socket.on("message", (...args) => socket.emit("message", ...args));
+
+  socket.on("echo", (...args) => {
+    const ack = args.at(-1);
+    if (typeof ack === "function") ack(...args.slice(0, -1));
+  });
+
+  const roomHandler = (joining) => (...args) => {
+    const ack = typeof args.at(-1) === "function" ? args.pop() : undefined;
+    const error = roomError(args[0], args.length > 0);
+    if (error) return reply(ack, { error });
+    const room = args[0];
+    if (joining) socket.join(room);
+    else socket.leave(room);
+    reply(ack, { room, size: roomSize(room) });
+  };
+  socket.on("join", roomHandler(true));
+  socket.on("leave", roomHandler(false));
+
+  socket.on("chat", (request, ack) => {
+    if (typeof ack !== "function" && typeof request === "function") {
+      return reply(request, { error: "chat expects an object { room, text }" });
+    }
+    if (request === null || typeof request !== "object" || Array.isArray(request)) {
+      return reply(ack, { error: "chat expects an object { room, text }" });
+    }
+    if (typeof request.text !== "string") {
+      return reply(ack, { error: "chat text must be a string" });
+    }
+    const room = request.room ?? null;
+    if (room !== null) {
+      const error = roomError(room, true);
+      if (error) return reply(ack, { error });
+    }
+    const message = { room, text: request.text, from: socket.id, ts: Date.now() };
+    // io.to() includes the sender when it is a member, as iorelay's `within` does.
+    if (room === null) io.emit("chat", message);
+    else io.to(room).emit("chat", message);
+    reply(ack, { ok: true });
+  });
+});
+
+httpServer.listen(Number(options.port), options.host, () => {
+  const { address, port } = httpServer.address();
+  console.error(`node-reference listening on ${address}:${port}`);
+});
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    io.close();
+    process.exit(0);
+  });
+}
