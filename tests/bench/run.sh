@@ -4,8 +4,8 @@
 # one run: the servers take turns, each pinned to CPU 0, with the load generator
 # (src/bin/iorelay-bench) on CPU 1. Traffic stays on loopback.
 #
-#   bash tests/bench/run.sh --quick   # about 1.5 minutes once built; CI's smoke test
-#   bash tests/bench/run.sh --full    # about 15 minutes; the table in README.md
+#   bash tests/bench/run.sh --quick   # under a minute once built; CI's smoke test
+#   bash tests/bench/run.sh --full    # about 10 minutes; the table in README.md
 #
 # Prints each measurement's table, then the comparison with ratios and the targets. Exits 0
 # when every scenario ran, whatever the numbers (machines are noisy); 1 when one could not run.
@@ -32,7 +32,8 @@ results="$out/results.jsonl"
 : >"$results"
 base_port="${BENCH_PORT:-39101}"
 read -r -a servers <<<"${BENCH_SERVERS:-iorelay node raw}"
-bench="$root/target/release/iorelay-bench"
+release="${CARGO_TARGET_DIR:-$root/target}/release"
+bench="$release/iorelay-bench"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -77,7 +78,7 @@ start_server() {
   case "$name" in
     iorelay)
       # The shipped configuration (full event contract, logs at info) without the ticker.
-      NO_COLOR=1 "${server_cpu[@]}" "$root/target/release/iorelay" --host 127.0.0.1 \
+      NO_COLOR=1 "${server_cpu[@]}" "$release/iorelay" --host 127.0.0.1 \
         --port "$port" --tick-interval-ms 0 >>"$log" 2>&1 &
       ;;
     node)
@@ -85,7 +86,7 @@ start_server() {
         --port "$port" >>"$log" 2>&1 &
       ;;
     raw)
-      "${server_cpu[@]}" "$root/target/release/raw-ws-reference" --host 127.0.0.1 \
+      "${server_cpu[@]}" "$release/raw-ws-reference" --host 127.0.0.1 \
         --port "$port" >>"$log" 2>&1 &
       ;;
     *)
@@ -161,9 +162,11 @@ else
 fi
 
 step "results ($out), $((SECONDS - started)) s of measurement"
-"$bench" report "$results"
-"$bench" report --markdown "$results" >"$out/report.md"
-echo "Markdown: $out/report.md"
+if [[ -s "$results" ]]; then
+  "$bench" report "$results"
+  "$bench" report --markdown "$results" >"$out/report.md"
+  echo "Markdown: $out/report.md"
+fi
 
 if ((${#failed[@]})); then
   echo "error: these measurements could not run:" >&2
