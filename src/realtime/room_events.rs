@@ -60,16 +60,7 @@ pub async fn join<A: Adapter>(
     ack: AckSender<A>,
     policy: &RelayPolicy,
 ) -> Option<RoomName> {
-    if !policy.admit(socket) {
-        return None;
-    }
-    let room = match RoomName::parse(args.first(), policy.limits.max_room_name_chars) {
-        Ok(room) => room,
-        Err(error) => {
-            refuse(socket, ack, "join", &error);
-            return None;
-        }
-    };
+    let (room, ack) = requested_room(socket, args, ack, policy, "join")?;
     let rooms = socket.rooms();
     let already_in = rooms.iter().any(|r| r == room.as_str());
     if !already_in && rooms.len() >= policy.limits.max_rooms_per_socket {
@@ -83,6 +74,27 @@ pub async fn join<A: Adapter>(
     Some(room)
 }
 
+/// Counts the event against the rate limit and reads its room argument; a refusal is
+/// acknowledged here, and `None` means the event is done with.
+fn requested_room<A: Adapter>(
+    socket: &SocketRef<A>,
+    args: &EventArgs,
+    ack: AckSender<A>,
+    policy: &RelayPolicy,
+    event: &str,
+) -> Option<(RoomName, AckSender<A>)> {
+    if !policy.admit(socket) {
+        return None;
+    }
+    match RoomName::parse(args.first(), policy.limits.max_room_name_chars) {
+        Ok(room) => Some((room, ack)),
+        Err(error) => {
+            refuse(socket, ack, event, &error);
+            None
+        }
+    }
+}
+
 /// Leaves the room named by the first argument and acknowledges; returns the room when the
 /// socket was a member.
 pub async fn leave<A: Adapter>(
@@ -91,16 +103,7 @@ pub async fn leave<A: Adapter>(
     ack: AckSender<A>,
     policy: &RelayPolicy,
 ) -> Option<RoomName> {
-    if !policy.admit(socket) {
-        return None;
-    }
-    let room = match RoomName::parse(args.first(), policy.limits.max_room_name_chars) {
-        Ok(room) => room,
-        Err(error) => {
-            refuse(socket, ack, "leave", &error);
-            return None;
-        }
-    };
+    let (room, ack) = requested_room(socket, args, ack, policy, "leave")?;
     let was_member = socket.rooms().iter().any(|r| r == room.as_str());
     socket.leave(room.as_str().to_owned());
     tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "left room");
