@@ -6,20 +6,19 @@
 //! Extractors run synchronously in arrival order before the task is spawned, so [`InOrder`]
 //! takes a ticket there and the handler waits for its turn.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use socketioxide::adapter::Adapter;
 use socketioxide::handler::{FromMessageParts, Value};
 use socketioxide::socket::Socket;
-use tokio::sync::Notify;
+use tokio::sync::oneshot;
 
 /// Serves one socket's events in the order they arrived.
 #[derive(Debug, Default)]
 pub struct Turnstile {
     state: Mutex<TurnState>,
-    turned: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -28,6 +27,8 @@ struct TurnState {
     serving: u64,
     /// Tickets finished ahead of their turn (a handler that returned without waiting).
     finished_early: BTreeSet<u64>,
+    /// Handlers waiting for their turn, woken one by one rather than all at every turn.
+    waiting: BTreeMap<u64, oneshot::Sender<()>>,
 }
 
 impl Turnstile {
@@ -39,13 +40,17 @@ impl Turnstile {
     }
 
     async fn wait_for(&self, ticket: u64) {
-        loop {
-            let turned = self.turned.notified();
-            if self.lock().serving >= ticket {
+        let turn = {
+            let mut state = self.lock();
+            if state.serving >= ticket {
                 return;
             }
-            turned.await;
-        }
+            let (tx, rx) = oneshot::channel();
+            state.waiting.insert(ticket, tx);
+            rx
+        };
+        // A dropped sender means the turnstile is gone with its socket: nothing to wait for.
+        let _ = turn.await;
     }
 
     fn finish(&self, ticket: u64) {
@@ -59,8 +64,10 @@ impl Turnstile {
         } else {
             state.finished_early.insert(ticket);
         }
-        drop(guard);
-        self.turned.notify_waiters();
+        let still_waiting = state.waiting.split_off(&(state.serving + 1));
+        for (_, turn) in std::mem::replace(&mut state.waiting, still_waiting) {
+            let _ = turn.send(());
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, TurnState> {
