@@ -152,12 +152,9 @@ fn assemble<A: DefinedAdapter + Adapter>(
         realtime_paths.push(engine_echo::PATH.to_owned());
     }
     let live = {
-        let io = io.clone();
+        let policy = policy.clone();
         let plain = plain.clone();
-        Arc::new(move || {
-            let sockets: usize = io.nsps().into_iter().map(|ns| ns.sockets().len()).sum();
-            sockets + plain.len()
-        })
+        Arc::new(move || policy.admissions.sockets() + plain.len())
     };
     let capacity = Capacity {
         policy: policy.clone(),

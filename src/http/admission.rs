@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Admits new Engine.IO sessions while the node holds fewer than its maximum.
@@ -14,6 +15,9 @@ pub struct Admissions {
     max: usize,
     connect_timeout: Duration,
     pending: Mutex<VecDeque<Instant>>,
+    /// Sockets that settled and have not left yet. Counting them here keeps each handshake
+    /// O(1); listing every namespace's sockets made a burst of N connections cost O(N²).
+    sockets: AtomicUsize,
 }
 
 impl Admissions {
@@ -23,6 +27,7 @@ impl Admissions {
             max,
             connect_timeout,
             pending: Mutex::new(VecDeque::new()),
+            sockets: AtomicUsize::new(0),
         }
     }
 
@@ -31,10 +36,7 @@ impl Admissions {
     /// `live` is read under the gate's lock: a session that connects meanwhile is then counted
     /// as pending (it cannot settle before the lock is released) or as live, never as neither.
     pub fn try_admit(&self, live: impl FnOnce() -> usize, now: Instant) -> bool {
-        let mut pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pending = self.lock_pending();
         while pending
             .front()
             .is_some_and(|t| now.saturating_duration_since(*t) > self.connect_timeout)
@@ -48,14 +50,56 @@ impl Admissions {
         true
     }
 
-    /// A pending session has joined a namespace and now counts as a live socket.
-    pub fn settle(&self) {
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .pop_front();
+    }
+
+    /// A pending session has been served outside Socket.IO (a plain WebSocket, which its hub
+    /// counts) or has failed: it no longer counts as pending.
+    pub fn settle(&self) {
+        self.lock_pending().pop_front();
+    }
+
+    /// A pending session has joined a namespace: it takes its seat among the live sockets,
+    /// unless it already left.
+    pub fn take_seat(&self, seat: &Seat) {
+        let mut pending = self.lock_pending();
+        pending.pop_front();
+        // Under the lock, so that `try_admit` sees the session as pending or as live.
+        if seat
+            .0
+            .compare_exchange(SEAT_FREE, SEAT_TAKEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.sockets.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A socket has disconnected; its seat is given back if it had taken one.
+    ///
+    /// socketioxide may run the disconnect handler before the spawned connect handler, so the
+    /// seat remembers which came first and the count never drifts either way.
+    pub fn leave_seat(&self, seat: &Seat) {
+        if seat.0.swap(SEAT_LEFT, Ordering::AcqRel) == SEAT_TAKEN {
+            self.sockets.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sockets connected right now, on every namespace.
+    pub fn sockets(&self) -> usize {
+        self.sockets.load(Ordering::Relaxed)
     }
 }
+
+const SEAT_FREE: u8 = 0;
+const SEAT_TAKEN: u8 = 1;
+const SEAT_LEFT: u8 = 2;
+
+/// One socket's place among the live sockets of [`Admissions`].
+#[derive(Debug, Default)]
+pub struct Seat(AtomicU8);
 
 #[cfg(test)]
 mod tests {
@@ -71,9 +115,14 @@ mod tests {
             !gate.try_admit(|| 0, now),
             "two pending handshakes fill a gate of two"
         );
-        gate.settle();
-        gate.settle();
-        assert!(!gate.try_admit(|| 2, now), "two live sockets fill it too");
+        let seats = [Seat::default(), Seat::default()];
+        gate.take_seat(&seats[0]);
+        gate.take_seat(&seats[1]);
+        assert_eq!(gate.sockets(), 2);
+        assert!(
+            !gate.try_admit(|| gate.sockets(), now),
+            "two live sockets fill it too"
+        );
         assert!(gate.try_admit(|| 1, now));
     }
 
@@ -84,5 +133,34 @@ mod tests {
         assert!(gate.try_admit(|| 0, now));
         assert!(!gate.try_admit(|| 0, now));
         assert!(gate.try_admit(|| 0, now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_seat_is_counted_once_whatever_the_order() {
+        let gate = Admissions::new(10, Duration::from_secs(1));
+        let now = Instant::now();
+        let usual = Seat::default();
+        assert!(gate.try_admit(|| 0, now));
+        gate.take_seat(&usual);
+        gate.take_seat(&usual);
+        assert_eq!(gate.sockets(), 1, "taking a seat twice counts once");
+        gate.leave_seat(&usual);
+        gate.leave_seat(&usual);
+        assert_eq!(gate.sockets(), 0, "leaving twice gives back one seat");
+
+        let gate = Admissions::new(1, Duration::from_secs(1));
+        let early_leaver = Seat::default();
+        assert!(gate.try_admit(|| gate.sockets(), now));
+        gate.leave_seat(&early_leaver);
+        gate.take_seat(&early_leaver);
+        assert_eq!(
+            gate.sockets(),
+            0,
+            "a socket that left before connecting is not counted"
+        );
+        assert!(
+            gate.try_admit(|| gate.sockets(), now),
+            "and its pending place was released"
+        );
     }
 }

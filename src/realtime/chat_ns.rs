@@ -10,12 +10,13 @@ use socketioxide::socket::DisconnectReason;
 use super::connection_log;
 use super::ordering::{self, InOrder};
 use super::payload::{EventArgs, Presence};
-use super::policy::RelayPolicy;
+use super::policy::{self, RelayPolicy};
 use super::room_events::{self, on_chat, on_unknown_event, room_members};
 
 /// Registers the event handlers before the namespace CONNECT is acknowledged (see `default_ns`).
 pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
     ordering::install(&socket);
+    policy::install_seat(&socket);
     socket.on("join", on_join::<A>);
     socket.on("leave", on_leave::<A>);
     socket.on("chat", on_chat::<A>);
@@ -26,7 +27,7 @@ pub async fn attach_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Inf
 
 /// Logs the connection; `/chat` sends no welcome.
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(policy): State<Arc<RelayPolicy>>) {
-    policy.admissions.settle();
+    policy.socket_connected(&socket);
     connection_log::connected(&socket);
 }
 
@@ -56,7 +57,12 @@ async fn on_leave<A: Adapter>(
     }
 }
 
-async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
+async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    reason: DisconnectReason,
+    State(policy): State<Arc<RelayPolicy>>,
+) {
+    policy.socket_disconnected(&socket);
     connection_log::disconnected(&socket, reason);
     for room in socket.rooms() {
         announce(&socket, &room, Audience::OthersOnly).await;

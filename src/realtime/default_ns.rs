@@ -10,7 +10,7 @@ use socketioxide::socket::DisconnectReason;
 use super::connection_log;
 use super::ordering::{self, InOrder};
 use super::payload::{EventArgs, Welcome};
-use super::policy::RelayPolicy;
+use super::policy::{self, RelayPolicy};
 use super::room_events::{on_chat, on_join, on_leave, on_unknown_event, send_ack};
 use crate::plain_ws::PlainHub;
 
@@ -24,6 +24,7 @@ pub async fn attach_handlers<A: Adapter>(
     State(plain): State<Arc<PlainHub>>,
 ) -> Result<(), Infallible> {
     ordering::install(&socket);
+    policy::install_seat(&socket);
     // The rooms of `/` are shared with plain WebSocket clients: `chat` and `join` reach them.
     socket.extensions.insert(plain);
     socket.on("message", on_message::<A>);
@@ -38,7 +39,7 @@ pub async fn attach_handlers<A: Adapter>(
 
 /// Greets a socket once the client knows it is connected.
 pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(policy): State<Arc<RelayPolicy>>) {
-    policy.admissions.settle();
+    policy.socket_connected(&socket);
     connection_log::connected(&socket);
     let welcome = Welcome {
         text: "Welcome to iorelay",
@@ -81,6 +82,11 @@ async fn on_echo<A: Adapter>(
     send_ack(&socket, ack, &args);
 }
 
-async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, reason: DisconnectReason) {
+async fn on_disconnect<A: Adapter>(
+    socket: SocketRef<A>,
+    reason: DisconnectReason,
+    State(policy): State<Arc<RelayPolicy>>,
+) {
+    policy.socket_disconnected(&socket);
     connection_log::disconnected(&socket, reason);
 }

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
+use socketioxide::socket::Socket;
 
 use super::auth::Authenticator;
 use crate::config::{Config, Secret};
-use crate::http::admission::Admissions;
+use crate::http::admission::{Admissions, Seat};
 
 /// Consecutive one-second windows with dropped events after which a socket is disconnected.
 const FLOOD_WINDOWS_BEFORE_DISCONNECT: u32 = 3;
@@ -54,6 +55,20 @@ impl RelayPolicy {
             dropped_events: AtomicU64::new(0),
             admissions: Admissions::new(config.max_connections, config.connect_timeout()),
         })
+    }
+
+    /// Counts a socket that has joined its namespace among the node's live connections.
+    pub fn socket_connected<A: Adapter>(&self, socket: &SocketRef<A>) {
+        if let Some(seat) = socket.extensions.get::<Arc<Seat>>() {
+            self.admissions.take_seat(&seat);
+        }
+    }
+
+    /// Gives back the place of a socket that has left its namespace.
+    pub fn socket_disconnected<A: Adapter>(&self, socket: &SocketRef<A>) {
+        if let Some(seat) = socket.extensions.get::<Arc<Seat>>() {
+            self.admissions.leave_seat(&seat);
+        }
     }
 
     /// Counts an event against the socket's budget: `false` means drop it.
@@ -153,6 +168,11 @@ impl EventBudget {
             Verdict::Dropped
         }
     }
+}
+
+/// Gives a socket its place in the live count; call before its connect or disconnect handler.
+pub fn install_seat<A: Adapter>(socket: &Socket<A>) {
+    socket.extensions.insert(Arc::new(Seat::default()));
 }
 
 #[cfg(test)]
