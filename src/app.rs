@@ -28,7 +28,7 @@ use crate::adapter::{
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::guard::{self, Capacity, RealtimeGuard};
-use crate::http::{health, static_files};
+use crate::http::{health, request_head, static_files};
 use crate::plain_ws::{self, PlainEndpoint, PlainHub};
 use crate::realtime::policy::RelayPolicy;
 use crate::realtime::{self, ticker};
@@ -140,6 +140,8 @@ fn assemble<A: DefinedAdapter + Adapter>(
     let mut realtime_paths = vec![config.path.clone()];
     let mut router = Router::new()
         .route_service(&config.path, io_service)
+        // Only the Socket.IO route: each socket keeps its request's parts for its lifetime.
+        .route_layer(middleware::from_fn(request_head::own))
         .merge(health::router(io.clone(), redis))
         .merge(static_files::client_bundle_router(
             &config.static_dir,
@@ -255,7 +257,10 @@ fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         .max_payload(config.max_http_buffer_size)
         .ws_max_message_size(max_message)
         .ws_max_frame_size(max_message)
-        .max_buffer_size(config.max_buffer_size);
+        .max_buffer_size(config.max_buffer_size)
+        // Every WebSocket keeps its read buffer allocated while idle; 1 KiB instead of 4 KiB
+        // saves 3 KiB per connection, and larger messages are read in several chunks.
+        .ws_read_buffer_size(1024);
     match (
         config.allows(Transport::Polling),
         config.allows(Transport::Websocket),

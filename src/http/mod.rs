@@ -3,4 +3,5 @@
 pub mod admission;
 pub mod guard;
 pub mod health;
+pub mod request_head;
 pub mod static_files;
