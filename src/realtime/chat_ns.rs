@@ -4,12 +4,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide::extract::{AckSender, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 
+use super::arguments::Args;
 use super::connection_log;
 use super::ordering::{self, InOrder};
-use super::payload::{EventArgs, Presence};
+use super::payload::Presence;
 use super::policy::{self, RelayPolicy};
 use super::room_events::{self, on_chat, on_unknown_event, room_members};
 
@@ -33,12 +34,15 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(policy): State<A
 
 async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: Args,
     ack: AckSender<A>,
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
+    let Some(args) = args.accept(&socket) else {
+        return;
+    };
     if let Some(room) = room_events::join(&socket, &args, ack, &policy).await {
         announce(&socket, room.as_str(), Audience::Everyone).await;
     }
@@ -46,12 +50,15 @@ async fn on_join<A: Adapter>(
 
 async fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: Args,
     ack: AckSender<A>,
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
+    let Some(args) = args.accept(&socket) else {
+        return;
+    };
     if let Some(room) = room_events::leave(&socket, &args, ack, &policy).await {
         announce(&socket, room.as_str(), Audience::Everyone).await;
     }

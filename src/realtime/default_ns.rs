@@ -4,12 +4,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide::extract::{AckSender, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 
+use super::arguments::Args;
 use super::connection_log;
 use super::ordering::{self, InOrder};
-use super::payload::{EventArgs, Welcome};
+use super::payload::Welcome;
 use super::policy::{self, RelayPolicy};
 use super::room_events::{on_chat, on_join, on_leave, on_unknown_event, send_ack};
 use crate::plain_ws::PlainHub;
@@ -53,11 +54,14 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(policy): State<A
 /// Sends every argument back to the sender as `message`.
 async fn on_message<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: Args,
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
+    let Some(args) = args.accept(&socket) else {
+        return;
+    };
     if !policy.admit(&socket) {
         return;
     }
@@ -70,12 +74,15 @@ async fn on_message<A: Adapter>(
 /// Acknowledges with every argument it was sent.
 async fn on_echo<A: Adapter>(
     socket: SocketRef<A>,
-    Data(args): Data<EventArgs>,
+    args: Args,
     ack: AckSender<A>,
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
+    let Some(args) = args.accept(&socket) else {
+        return;
+    };
     if !policy.admit(&socket) {
         return;
     }

@@ -19,6 +19,7 @@ use socketioxide_core::packet::PacketData;
 use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
 use socketioxide_parser_common::CommonParser;
 
+use super::arguments::{MalformedArgs, check_raw};
 use super::payload::{ChatMessage, EventArgs};
 use super::room::{MAX_ROOM_NAME_CHARS, RoomName};
 use super::room_events::chat_message;
@@ -88,13 +89,11 @@ pub enum Ignored {
     UnknownNamespace,
     /// An event no handler is registered for (it still counts against the rate limit).
     NoHandler,
-    /// The arguments do not decode as event arguments, so socketioxide does not call the handler.
-    UndecodableArguments,
     /// An ack: iorelay never asks clients for one, so no ack id is pending.
     UnexpectedAck,
 }
 
-/// Why the server closes the connection over a packet.
+/// Why the server closes the connection over a packet, or disconnects the sender's socket.
 #[derive(Debug, thiserror::Error)]
 pub enum PacketError {
     /// socketioxide's parser refused the packet or its attachments.
@@ -103,6 +102,9 @@ pub enum PacketError {
     /// The first element of an event is not a string.
     #[error("invalid event name")]
     InvalidEventName,
+    /// The event's arguments are malformed: the sender is disconnected from the namespace.
+    #[error(transparent)]
+    MalformedArguments(#[from] MalformedArgs),
 }
 
 /// Namespaces of the default profile and the events each registers (see
@@ -171,13 +173,14 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
                 .read_event(&data)
                 .map_err(|_| PacketError::InvalidEventName)?
                 .to_owned();
+            // The same checks and decoding as the `Args` extractor, which every handler uses.
+            check_raw(&data)?;
+            let args = CommonParser
+                .decode_value::<EventArgs>(&mut data, true)
+                .map_err(MalformedArgs::Undecodable)?;
             if !events.contains(&event.as_str()) {
                 return Ok(Outcome::Ignored(Ignored::NoHandler));
             }
-            // The same call socketioxide's `Data<EventArgs>` extractor makes.
-            let Ok(args) = CommonParser.decode_value::<EventArgs>(&mut data, true) else {
-                return Ok(Outcome::Ignored(Ignored::UndecodableArguments));
-            };
             Ok(Outcome::Handled {
                 namespace: namespace.to_owned(),
                 answer: answer(&event, &args),
@@ -329,9 +332,9 @@ mod tests {
     fn deep_nesting_is_refused_without_overflowing_the_stack() {
         let depth = 100_000;
         let packet = format!("2[\"message\",{}{}]", "[".repeat(depth), "]".repeat(depth));
-        assert_eq!(
-            handle_client_packet(&packet, &[]).ok(),
-            Some(Outcome::Ignored(Ignored::UndecodableArguments))
-        );
+        assert!(matches!(
+            handle_client_packet(&packet, &[]),
+            Err(PacketError::MalformedArguments(_))
+        ));
     }
 }

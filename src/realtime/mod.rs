@@ -1,5 +1,6 @@
 //! Socket.IO namespaces and their event handlers.
 
+pub mod arguments;
 pub mod auth;
 pub mod chat_ns;
 pub mod conformance;

@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Data, SocketRef, State};
+use socketioxide::extract::{AckSender, SocketRef, State};
 use socketioxide::{SendError, SocketError, SocketIo};
 use socketioxide_core::adapter::errors::BroadcastError;
 
+use super::arguments::Args;
 use super::auth::UserId;
 use super::ordering::InOrder;
 use super::policy::RelayPolicy;
@@ -32,25 +33,29 @@ pub enum ChatError {
 /// Adds the socket to a room; answers `{ room, size }` or `{ error }`.
 pub async fn on_join<A: Adapter>(
     socket: SocketRef<A>,
-    args: Data<EventArgs>,
+    args: Args,
     ack: AckSender<A>,
     policy: State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
-    join(&socket, &args.0, ack, &policy).await;
+    if let Some(args) = args.accept(&socket) {
+        join(&socket, &args, ack, &policy).await;
+    }
 }
 
 /// Removes the socket from a room; answers `{ room, size }` or `{ error }`.
 pub async fn on_leave<A: Adapter>(
     socket: SocketRef<A>,
-    args: Data<EventArgs>,
+    args: Args,
     ack: AckSender<A>,
     policy: State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
-    leave(&socket, &args.0, ack, &policy).await;
+    if let Some(args) = args.accept(&socket) {
+        leave(&socket, &args, ack, &policy).await;
+    }
 }
 
 /// Joins the room named by the first argument and acknowledges; returns the room on success.
@@ -115,12 +120,15 @@ pub async fn leave<A: Adapter>(
 pub async fn on_chat<A: Adapter>(
     socket: SocketRef<A>,
     io: SocketIo<A>,
-    Data(args): Data<EventArgs>,
+    args: Args,
     ack: AckSender<A>,
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
     turn.wait().await;
+    let Some(args) = args.accept(&socket) else {
+        return;
+    };
     if !policy.admit(&socket) {
         return;
     }
@@ -171,9 +179,12 @@ pub async fn on_chat<A: Adapter>(
 /// cannot be used to flood around it.
 pub async fn on_unknown_event<A: Adapter>(
     socket: SocketRef<A>,
+    args: Args,
     State(policy): State<Arc<RelayPolicy>>,
+    turn: InOrder,
 ) {
-    if policy.admit(&socket) {
+    turn.wait().await;
+    if args.accept(&socket).is_some() && policy.admit(&socket) {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), "event without a handler ignored");
     }
 }

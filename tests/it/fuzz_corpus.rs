@@ -140,14 +140,35 @@ fn malformed_packets_close_the_connection() {
 }
 
 #[test]
+fn malformed_arguments_disconnect_the_sender() {
+    for seed in [
+        "json-then-garbage",
+        "lone-surrogate",
+        "deep-array-5000",
+        "deep-object-5000",
+        "deep-room-in-chat",
+        "placeholder-pointing-nowhere",
+        "placeholder-no-attachments",
+        "placeholder-num-negative",
+        "placeholder-num-string",
+        "placeholder-in-text-event",
+        "two-placeholders-one-attachment",
+    ] {
+        assert!(
+            matches!(run_named(seed), Err(PacketError::MalformedArguments(_))),
+            "{seed}: {:?}",
+            run_named(seed)
+        );
+    }
+}
+
+#[test]
 fn harmless_packets_are_ignored() {
     for (seed, expected) in [
         ("event-unknown-namespace", Ignored::UnknownNamespace),
         ("event-name-unknown", Ignored::NoHandler),
         ("echo-on-chat-namespace", Ignored::NoHandler),
         ("ack-unknown-id", Ignored::UnexpectedAck),
-        ("deep-array-5000", Ignored::UndecodableArguments),
-        ("deep-object-5000", Ignored::UndecodableArguments),
     ] {
         assert_eq!(
             run_named(seed).ok(),
