@@ -27,6 +27,7 @@ use crate::adapter::{
 };
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
+use crate::heap;
 use crate::http::guard::{self, Capacity, RealtimeGuard};
 use crate::http::{health, request_head, static_files};
 use crate::plain_ws::{self, PlainEndpoint, PlainHub};
@@ -45,6 +46,8 @@ pub struct App {
 pub trait RelayNode: Send + Sync {
     /// Starts the ticker on this node's sockets.
     fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()>;
+    /// Starts returning memory to the system after waves of sessions end.
+    fn spawn_heap_trimmer(&self) -> JoinHandle<()>;
     /// Closes every connection, as Node's `io.close()` does.
     fn close(&self) -> BoxFuture<'static, ()>;
 }
@@ -53,11 +56,16 @@ pub trait RelayNode: Send + Sync {
 struct Node<A: Adapter> {
     io: SocketIo<A>,
     plain: Arc<PlainHub>,
+    capacity: Capacity,
 }
 
 impl<A: Adapter> RelayNode for Node<A> {
     fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()> {
         ticker::spawn(self.io.clone(), self.plain.clone(), interval)
+    }
+
+    fn spawn_heap_trimmer(&self) -> JoinHandle<()> {
+        heap::spawn_trimmer(self.capacity.clone())
     }
 
     fn close(&self) -> BoxFuture<'static, ()> {
@@ -173,7 +181,7 @@ fn assemble<A: DefinedAdapter + Adapter>(
     if let Some(cors) = cors_layer(config) {
         router = router.layer(cors);
     }
-    let guard = RealtimeGuard::new(config.clone(), realtime_paths, capacity);
+    let guard = RealtimeGuard::new(config.clone(), realtime_paths, capacity.clone());
     let router = router.layer(middleware::from_fn_with_state(guard, guard::check));
     (
         App {
@@ -181,6 +189,7 @@ fn assemble<A: DefinedAdapter + Adapter>(
             node: Box::new(Node {
                 io,
                 plain: plain.clone(),
+                capacity,
             }),
         },
         namespaces,
@@ -200,6 +209,7 @@ pub async fn serve(
     let App { router, node } = build(config, sharing).await;
     let node: Arc<dyn RelayNode> = Arc::from(node);
     let ticker = tick_interval.map(|interval| node.spawn_ticker(interval));
+    let heap_trimmer = node.spawn_heap_trimmer();
 
     let shutdown_started = Arc::new(Notify::new());
     let graceful = {
@@ -241,6 +251,7 @@ pub async fn serve(
     if let Some(ticker) = ticker {
         ticker.abort();
     }
+    heap_trimmer.abort();
     tracing::info!("stopped");
     Ok(result?)
 }

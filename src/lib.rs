@@ -10,12 +10,14 @@
 //!   [`realtime::room`]) and broadcast to rooms through the adapter;
 //! - [`adapter`] shares rooms: in memory on one node, or over Redis pub/sub between nodes;
 //! - [`http`] serves health and the web page on the same port;
-//! - [`plain_ws`] serves plain WebSocket clients on the same port, in the rooms of `/`.
+//! - [`plain_ws`] serves plain WebSocket clients on the same port, in the rooms of `/`;
+//! - [`heap`] hands memory back to the system after waves of sessions end.
 
 pub mod adapter;
 pub mod app;
 pub mod config;
 pub mod engine_echo;
+pub mod heap;
 pub mod http;
 pub mod plain_ws;
 pub mod realtime;

@@ -18,6 +18,8 @@ pub struct Admissions {
     /// Sockets that settled and have not left yet. Counting them here keeps each handshake
     /// O(1); listing every namespace's sockets made a burst of N connections cost O(N²).
     sockets: AtomicUsize,
+    /// The most sessions held at once since [`Admissions::ended_since_last_look`] last ran.
+    peak: AtomicUsize,
 }
 
 impl Admissions {
@@ -28,6 +30,7 @@ impl Admissions {
             connect_timeout,
             pending: Mutex::new(VecDeque::new()),
             sockets: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
         }
     }
 
@@ -37,17 +40,33 @@ impl Admissions {
     /// as pending (it cannot settle before the lock is released) or as live, never as neither.
     pub fn try_admit(&self, live: impl FnOnce() -> usize, now: Instant) -> bool {
         let mut pending = self.lock_pending();
+        self.expire(&mut pending, now);
+        let held = live() + pending.len();
+        if held >= self.max {
+            return false;
+        }
+        pending.push_back(now);
+        self.peak.fetch_max(held + 1, Ordering::Relaxed);
+        true
+    }
+
+    /// How many fewer sessions the node holds now than at its peak since the last call;
+    /// `live` counts the connected clients as for [`Admissions::try_admit`].
+    pub fn ended_since_last_look(&self, live: impl FnOnce() -> usize, now: Instant) -> usize {
+        let mut pending = self.lock_pending();
+        self.expire(&mut pending, now);
+        let held = live() + pending.len();
+        self.peak.swap(held, Ordering::Relaxed).saturating_sub(held)
+    }
+
+    /// Forgets handshakes older than the connect timeout: the server has dropped them.
+    fn expire(&self, pending: &mut VecDeque<Instant>, now: Instant) {
         while pending
             .front()
             .is_some_and(|t| now.saturating_duration_since(*t) > self.connect_timeout)
         {
             pending.pop_front();
         }
-        if live() + pending.len() >= self.max {
-            return false;
-        }
-        pending.push_back(now);
-        true
     }
 
     fn lock_pending(&self) -> std::sync::MutexGuard<'_, VecDeque<Instant>> {
@@ -162,5 +181,26 @@ mod tests {
             gate.try_admit(|| gate.sockets(), now),
             "and its pending place was released"
         );
+    }
+
+    #[test]
+    fn ended_sessions_are_counted_from_the_peak() {
+        let gate = Admissions::new(10, Duration::from_secs(1));
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(gate.try_admit(|| 0, now));
+        }
+        assert_eq!(
+            gate.ended_since_last_look(|| 0, now),
+            0,
+            "all three still pending"
+        );
+        let later = now + Duration::from_secs(2);
+        assert_eq!(
+            gate.ended_since_last_look(|| 1, later),
+            2,
+            "two expired, one connected"
+        );
+        assert_eq!(gate.ended_since_last_look(|| 1, later), 0, "counted once");
     }
 }
