@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every iorelay test on a fresh machine: installs what is missing, builds, then runs the
-# Rust tests, the socket.io-client end-to-end suite and the browser suite.
+# Rust tests, a one-minute fuzzing run, the socket.io-client end-to-end suite, the browser
+# suite and the benchmark's quick mode (a smoke test: numbers are printed, not asserted).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,8 +39,12 @@ export IORELAY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/iorelay"
 
 step "Rust unit and integration tests"
 cargo test --locked
+step "fuzzing packet decoding for 60 s"
+bash tests/fuzz/run.sh 60
 cd tests
 step "end-to-end tests with socket.io-client"
 node --test --test-concurrency=1 js/
 step "browser tests in headless Chromium"
 node --test --test-concurrency=1 browser/
+step "benchmark smoke test (quick mode)"
+bash bench/run.sh --quick
