@@ -17,7 +17,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::service::SocketIoService;
 use socketioxide::{SocketIo, TransportType};
 use socketioxide_core::adapter::DefinedAdapter;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
@@ -194,6 +194,22 @@ fn assemble<A: DefinedAdapter + Adapter>(
         },
         namespaces,
     )
+}
+
+/// Connections the kernel queues for `accept`, as many as Node's 511 and more: a burst of
+/// clients overflowed the default of 128, and each dropped SYN cost its client a second.
+const ACCEPT_BACKLOG: u32 = 1024;
+
+/// Listens on `address` with a backlog deep enough for reconnection bursts.
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // A restarted node can bind while its previous connections are in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Serves `config` on `listener` until `shutdown` completes, then disconnects every socket and

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use iorelay::{Config, shutdown, telemetry};
-use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
     let config = match Config::parse().validated() {
@@ -29,9 +28,8 @@ fn main() -> ExitCode {
 #[tokio::main]
 async fn run(config: Config) -> anyhow::Result<()> {
     let address = SocketAddr::new(config.host, config.port());
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
+    let listener =
+        iorelay::app::listen(address).with_context(|| format!("cannot listen on {address}"))?;
     let local = listener
         .local_addr()
         .context("listening socket has no address")?;
