@@ -17,12 +17,15 @@ const staticDir = path.resolve(here, "..", "..", "client-demo", "dist");
 const screenshotDir = path.join(here, "screenshots");
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PING_MS = 300;
+// The first ping leaves right after the handshake, and a page still busy loading may take a few
+// hundred milliseconds to make its first poll: a timeout as short as the interval cut it off.
+const PING_TIMEOUT_MS = 5_000;
 const MAX_MESSAGE = 4_000;
 const serverArgs = [
   "--static-dir", staticDir,
   "--tick-interval-ms", "300",
   "--ping-interval-ms", String(PING_MS),
-  "--ping-timeout-ms", String(PING_MS),
+  "--ping-timeout-ms", String(PING_TIMEOUT_MS),
   "--max-http-buffer-size", String(MAX_MESSAGE),
 ];
 /** What Chromium logs for a WebSocket whose handshake the server refuses. */
