@@ -3,34 +3,44 @@
 //! glibc keeps what many threads free in per-thread arenas and returns memory only from the top
 //! of each heap, so after 10 000 abandoned sessions the process kept about twice its baseline
 //! RSS (mimalloc kept it too). `malloc_trim` releases the free pages of every arena. It runs
-//! only after at least [`ENDED_BEFORE_TRIM`] sessions have ended, so a steady node never pays
-//! for it.
+//! after every [`ENDED_BEFORE_TRIM`] sessions that end, and once more when handshakes stop
+//! coming, so a steady node never pays for it and a burst is cleaned up after its last session.
 
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::http::admission::Turnover;
 use crate::http::guard::Capacity;
 
-/// How often the session count is looked at.
+/// How often the session counts are looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
-/// Sessions that must have ended since the last peak before memory is trimmed.
-pub const ENDED_BEFORE_TRIM: usize = 1_000;
+/// Sessions that end between two trims while handshakes keep coming.
+pub const ENDED_BEFORE_TRIM: u64 = 1_000;
+/// Sessions that must have ended for a trim once handshakes have stopped: a trim walks the
+/// whole heap, which a node holding many connections should not do for a few departures.
+pub const ENDED_BEFORE_QUIET_TRIM: u64 = 100;
 
 /// Starts the task that trims the heap after many sessions have ended.
 pub fn spawn_trimmer(capacity: Capacity) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut looks = tokio::time::interval(LOOK_EVERY);
         looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut previous = Turnover::default();
+        let mut ended_at_trim = 0;
         loop {
             looks.tick().await;
-            let ended = capacity
+            let now = capacity
                 .policy
                 .admissions
-                .ended_since_last_look(capacity.live.as_ref(), Instant::now());
-            if ended < ENDED_BEFORE_TRIM {
+                .turnover(capacity.live.as_ref(), Instant::now());
+            let ended = now.ended.saturating_sub(ended_at_trim);
+            let quiet = now.admitted == previous.admitted;
+            previous = now;
+            if ended < ENDED_BEFORE_TRIM && !(quiet && ended >= ENDED_BEFORE_QUIET_TRIM) {
                 continue;
             }
+            ended_at_trim = now.ended;
             let started = Instant::now();
             match tokio::task::spawn_blocking(trim).await {
                 Ok(released) => tracing::debug!(

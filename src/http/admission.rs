@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Admits new Engine.IO sessions while the node holds fewer than its maximum.
@@ -18,8 +18,8 @@ pub struct Admissions {
     /// Sockets that settled and have not left yet. Counting them here keeps each handshake
     /// O(1); listing every namespace's sockets made a burst of N connections cost O(N²).
     sockets: AtomicUsize,
-    /// The most sessions held at once since [`Admissions::ended_since_last_look`] last ran.
-    peak: AtomicUsize,
+    /// Sessions admitted since startup.
+    admitted: AtomicU64,
 }
 
 impl Admissions {
@@ -30,7 +30,7 @@ impl Admissions {
             connect_timeout,
             pending: Mutex::new(VecDeque::new()),
             sockets: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
+            admitted: AtomicU64::new(0),
         }
     }
 
@@ -46,17 +46,21 @@ impl Admissions {
             return false;
         }
         pending.push_back(now);
-        self.peak.fetch_max(held + 1, Ordering::Relaxed);
+        self.admitted.fetch_add(1, Ordering::Relaxed);
         true
     }
 
-    /// How many fewer sessions the node holds now than at its peak since the last call;
-    /// `live` counts the connected clients as for [`Admissions::try_admit`].
-    pub fn ended_since_last_look(&self, live: impl FnOnce() -> usize, now: Instant) -> usize {
+    /// Sessions admitted since startup, and how many of them have ended; `live` counts the
+    /// connected clients as for [`Admissions::try_admit`].
+    pub fn turnover(&self, live: impl FnOnce() -> usize, now: Instant) -> Turnover {
         let mut pending = self.lock_pending();
         self.expire(&mut pending, now);
-        let held = live() + pending.len();
-        self.peak.swap(held, Ordering::Relaxed).saturating_sub(held)
+        let held = (live() + pending.len()) as u64;
+        let admitted = self.admitted.load(Ordering::Relaxed);
+        Turnover {
+            admitted,
+            ended: admitted.saturating_sub(held),
+        }
     }
 
     /// Forgets handshakes older than the connect timeout: the server has dropped them.
@@ -110,6 +114,15 @@ impl Admissions {
     pub fn sockets(&self) -> usize {
         self.sockets.load(Ordering::Relaxed)
     }
+}
+
+/// Sessions a node has admitted and seen end, since startup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Turnover {
+    /// Handshakes admitted.
+    pub admitted: u64,
+    /// Of those, sessions that have ended (expired unconnected, or connected and left).
+    pub ended: u64,
 }
 
 const SEAT_FREE: u8 = 0;
@@ -184,23 +197,33 @@ mod tests {
     }
 
     #[test]
-    fn ended_sessions_are_counted_from_the_peak() {
+    fn turnover_counts_expired_and_departed_sessions() {
         let gate = Admissions::new(10, Duration::from_secs(1));
         let now = Instant::now();
         for _ in 0..3 {
             assert!(gate.try_admit(|| 0, now));
         }
+        let seat = Seat::default();
+        gate.take_seat(&seat);
         assert_eq!(
-            gate.ended_since_last_look(|| 0, now),
-            0,
-            "all three still pending"
+            gate.turnover(|| gate.sockets(), now),
+            Turnover {
+                admitted: 3,
+                ended: 0
+            },
+            "one connected, two pending"
         );
         let later = now + Duration::from_secs(2);
         assert_eq!(
-            gate.ended_since_last_look(|| 1, later),
+            gate.turnover(|| gate.sockets(), later).ended,
             2,
-            "two expired, one connected"
+            "two expired"
         );
-        assert_eq!(gate.ended_since_last_look(|| 1, later), 0, "counted once");
+        gate.leave_seat(&seat);
+        assert_eq!(
+            gate.turnover(|| gate.sockets(), later).ended,
+            3,
+            "and one left"
+        );
     }
 }
