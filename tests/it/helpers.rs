@@ -22,6 +22,21 @@ impl TestApp {
         format!("http://{}", self.address)
     }
 
+    /// Opens an Engine.IO long-polling session and returns its URL (with `sid`).
+    pub async fn open_polling_session(&self, client: &reqwest::Client) -> String {
+        let base = format!("{}/socket.io/?EIO=4&transport=polling", self.url());
+        let open = client
+            .get(&base)
+            .send()
+            .await
+            .expect("handshake")
+            .text()
+            .await
+            .expect("body");
+        let open: serde_json::Value = serde_json::from_str(&open[1..]).expect("open packet");
+        format!("{base}&sid={}", open["sid"].as_str().expect("sid"))
+    }
+
     /// Triggers a graceful shutdown and waits for the server to return.
     pub async fn stop(mut self) -> Result<(), iorelay::app::ServeError> {
         if let Some(tx) = self.shutdown.take() {

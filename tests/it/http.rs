@@ -202,17 +202,7 @@ async fn without_a_build_the_page_explains_how_to_build_it() {
 async fn polling_sessions_span_requests_without_a_page_build() {
     let app = spawn_app(&["--static-dir", "tests/it/fixtures/does-not-exist"]).await;
     let client = reqwest::Client::new();
-    let base = format!("{}/socket.io/?EIO=4&transport=polling", app.url());
-    let open = client
-        .get(&base)
-        .send()
-        .await
-        .expect("handshake")
-        .text()
-        .await
-        .expect("body");
-    let open: Value = serde_json::from_str(&open[1..]).expect("open packet");
-    let session = format!("{base}&sid={}", open["sid"].as_str().expect("sid"));
+    let session = app.open_polling_session(&client).await;
     let posted = client.post(&session).body("40").send().await.expect("post");
     assert_eq!(posted.status(), 200);
     let polled = client

@@ -264,17 +264,7 @@ async fn the_size_limit_is_exact_on_both_transports() {
     );
 
     let client = reqwest::Client::new();
-    let base = format!("{}/socket.io/?EIO=4&transport=polling", app.url());
-    let open = client
-        .get(&base)
-        .send()
-        .await
-        .expect("handshake")
-        .text()
-        .await
-        .expect("body");
-    let open: Value = serde_json::from_str(&open[1..]).expect("open packet");
-    let session = format!("{base}&sid={}", open["sid"].as_str().expect("sid"));
+    let session = app.open_polling_session(&client).await;
     assert_eq!(
         client
             .post(&session)
