@@ -18,7 +18,9 @@ use socketioxide::socket::Socket;
 use socketioxide_core::Value;
 use socketioxide_core::parser::ParserError;
 
+use super::ordering::InOrder;
 use super::payload::EventArgs;
+use super::policy::RelayPolicy;
 
 /// Why an event's arguments were refused.
 #[derive(Debug, thiserror::Error)]
@@ -103,10 +105,18 @@ impl<A: Adapter> FromMessageParts<A> for Args {
 }
 
 impl Args {
-    /// The arguments, or `None` after disconnecting a sender whose packet was malformed.
-    pub fn accept<A: Adapter>(self, socket: &SocketRef<A>) -> Option<EventArgs> {
+    /// Waits for the event's turn, then returns its arguments if the socket may send it now:
+    /// `None` after disconnecting a sender whose packet was malformed, or after dropping an
+    /// event over the socket's rate limit. Every event handler starts here.
+    pub async fn accept<A: Adapter>(
+        self,
+        turn: &InOrder,
+        socket: &SocketRef<A>,
+        policy: &RelayPolicy,
+    ) -> Option<EventArgs> {
+        turn.wait().await;
         match self.0 {
-            Ok(args) => Some(args),
+            Ok(args) => policy.admit(socket).then_some(args),
             Err(error) => {
                 tracing::info!(sid = %socket.id, ns = socket.ns(), %error, "disconnecting a socket that sent a malformed event");
                 if let Err(error) = socket.clone().disconnect() {

@@ -39,8 +39,7 @@ async fn on_join<A: Adapter>(
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    let Some(args) = args.accept(&socket) else {
+    let Some(args) = args.accept(&turn, &socket, &policy).await else {
         return;
     };
     if let Some(room) = room_events::join(&socket, &args, ack, &policy).await {
@@ -55,8 +54,7 @@ async fn on_leave<A: Adapter>(
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    let Some(args) = args.accept(&socket) else {
+    let Some(args) = args.accept(&turn, &socket, &policy).await else {
         return;
     };
     if let Some(room) = room_events::leave(&socket, &args, ack, &policy).await {

@@ -58,13 +58,9 @@ async fn on_message<A: Adapter>(
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    let Some(args) = args.accept(&socket) else {
+    let Some(args) = args.accept(&turn, &socket, &policy).await else {
         return;
     };
-    if !policy.admit(&socket) {
-        return;
-    }
     tracing::info!(sid = %socket.id, args = args.0.len(), "message received");
     if let Err(error) = socket.emit("message", &args) {
         tracing::debug!(sid = %socket.id, %error, "message echo not sent");
@@ -79,13 +75,9 @@ async fn on_echo<A: Adapter>(
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    let Some(args) = args.accept(&socket) else {
+    let Some(args) = args.accept(&turn, &socket, &policy).await else {
         return;
     };
-    if !policy.admit(&socket) {
-        return;
-    }
     send_ack(&socket, ack, &args);
 }
 

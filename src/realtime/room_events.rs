@@ -38,8 +38,7 @@ pub async fn on_join<A: Adapter>(
     policy: State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    if let Some(args) = args.accept(&socket) {
+    if let Some(args) = args.accept(&turn, &socket, &policy).await {
         join(&socket, &args, ack, &policy).await;
     }
 }
@@ -52,13 +51,13 @@ pub async fn on_leave<A: Adapter>(
     policy: State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    if let Some(args) = args.accept(&socket) {
+    if let Some(args) = args.accept(&turn, &socket, &policy).await {
         leave(&socket, &args, ack, &policy).await;
     }
 }
 
 /// Joins the room named by the first argument and acknowledges; returns the room on success.
+/// The event has already been through [`Args::accept`].
 pub async fn join<A: Adapter>(
     socket: &SocketRef<A>,
     args: &EventArgs,
@@ -79,8 +78,8 @@ pub async fn join<A: Adapter>(
     Some(room)
 }
 
-/// Counts the event against the rate limit and reads its room argument; a refusal is
-/// acknowledged here, and `None` means the event is done with.
+/// Reads the room argument; a refusal is acknowledged here, and `None` means the event is
+/// done with.
 fn requested_room<A: Adapter>(
     socket: &SocketRef<A>,
     args: &EventArgs,
@@ -88,9 +87,6 @@ fn requested_room<A: Adapter>(
     policy: &RelayPolicy,
     event: &str,
 ) -> Option<(RoomName, AckSender<A>)> {
-    if !policy.admit(socket) {
-        return None;
-    }
     match RoomName::parse(args.first(), policy.limits.max_room_name_chars) {
         Ok(room) => Some((room, ack)),
         Err(error) => {
@@ -101,7 +97,7 @@ fn requested_room<A: Adapter>(
 }
 
 /// Leaves the room named by the first argument and acknowledges; returns the room when the
-/// socket was a member.
+/// socket was a member. The event has already been through [`Args::accept`].
 pub async fn leave<A: Adapter>(
     socket: &SocketRef<A>,
     args: &EventArgs,
@@ -125,13 +121,9 @@ pub async fn on_chat<A: Adapter>(
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    let Some(args) = args.accept(&socket) else {
+    let Some(args) = args.accept(&turn, &socket, &policy).await else {
         return;
     };
-    if !policy.admit(&socket) {
-        return;
-    }
     let user = socket.extensions.get::<UserId>().map(|user| user.0);
     let message = match chat_message(
         &args,
@@ -183,8 +175,7 @@ pub async fn on_unknown_event<A: Adapter>(
     State(policy): State<Arc<RelayPolicy>>,
     turn: InOrder,
 ) {
-    turn.wait().await;
-    if args.accept(&socket).is_some() && policy.admit(&socket) {
+    if args.accept(&turn, &socket, &policy).await.is_some() {
         tracing::debug!(sid = %socket.id, ns = socket.ns(), "event without a handler ignored");
     }
 }
