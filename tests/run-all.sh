@@ -38,7 +38,7 @@ cargo build --release --locked --bin iorelay
 export IORELAY_BIN="${CARGO_TARGET_DIR:-$root/target}/release/iorelay"
 
 step "Rust unit and integration tests"
-cargo test --locked
+cargo test --locked --workspace
 step "fuzzing packet decoding for 60 s"
 bash tests/fuzz/run.sh 60
 cd tests

@@ -139,6 +139,30 @@ function stepsMissingFromScript(dockerfileText, scriptText) {
     .filter((step) => !commands.has(step));
 }
 
+/** The local crates a Cargo manifest builds from: workspace members and `path` patches. */
+function localCrates(manifestText) {
+  const crates = new Set();
+  const members = /^members\s*=\s*\[([^\]]*)\]/m.exec(manifestText);
+  for (const [, member] of (members?.[1] ?? "").matchAll(/"([^"]+)"/g)) crates.add(member);
+  const patches = /^\[patch\.[^\]]+\]\s*$([\s\S]*?)(?=^\[|(?![\s\S]))/m.exec(manifestText);
+  for (const [, crate] of (patches?.[1] ?? "").matchAll(/path\s*=\s*"([^"]+)"/g)) crates.add(crate);
+  crates.delete(".");
+  return [...crates].map((crate) => crate.replace(/\/$/, ""));
+}
+
+/** The crates of `crates` that no COPY of the Dockerfile's Rust build stage brings in. */
+function cratesNotCopied(dockerfileText, crates) {
+  const instructions = dockerInstructions(dockerfileText);
+  const stageStart = instructions.findLastIndex((i) => i.keyword === "FROM" && /^rust:/.test(i.args));
+  const stageEnd = instructions.findIndex((i, index) => index > stageStart && i.keyword === "FROM");
+  const sources = instructions
+    .slice(stageStart, stageEnd === -1 ? undefined : stageEnd)
+    .filter((i) => i.keyword === "COPY" && !i.args.startsWith("--from"))
+    .flatMap((i) => i.args.split(/\s+/).slice(0, -1))
+    .map((source) => source.replace(/\/$/, ""));
+  return crates.filter((crate) => !sources.some((source) => crate === source || crate.startsWith(`${source}/`)));
+}
+
 describe("docker/Dockerfile", () => {
   it("builds with commands that tests/run-all.sh runs too", async () => {
     const dockerfile = await readFile(dockerfilePath, "utf8");
@@ -164,6 +188,26 @@ describe("docker/Dockerfile", () => {
       "RUN apt-get update && apt-get install -y --no-install-recommends curl && make dist",
     ].join("\n");
     assert.deepEqual(stepsMissingFromScript(dockerfile, script), ["cargo build --release --bin iorelay", "make dist"]);
+  });
+
+  it("copies every local crate that Cargo.toml builds from into the server stage", async () => {
+    const crates = localCrates(await readFile(path.join(repoRoot, "Cargo.toml"), "utf8"));
+    // The check must look at the real manifest, not pass on one it failed to read.
+    assert.ok(crates.includes("vendor/engineioxide"), `local crates found: ${JSON.stringify(crates)}`);
+    const dockerfile = await readFile(dockerfilePath, "utf8");
+    assert.deepEqual(cratesNotCopied(dockerfile, crates), []);
+  });
+
+  it("would catch a local crate that the image does not copy", () => {
+    const manifest = [
+      "[workspace]",
+      'members = [".", "vendor/engineioxide"]',
+      "[patch.crates-io]",
+      'engineioxide = { path = "vendor/engineioxide" }',
+      'other = { path = "crates/other" }',
+    ].join("\n");
+    const dockerfile = ["FROM rust:1-slim AS server", "COPY Cargo.toml Cargo.lock ./", "COPY vendor/ vendor/"].join("\n");
+    assert.deepEqual(cratesNotCopied(dockerfile, localCrates(manifest)), ["crates/other"]);
   });
 
   it("runs the server unprivileged on a slim Debian image, with a health check and IORELAY_* settings", async () => {
