@@ -70,11 +70,9 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use tokio::sync::{
-    Mutex,
-    mpsc::{self, Receiver, error::TrySendError},
-    watch,
-};
+use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
+
+use crate::queue::{PacketQueue, QueuePermit};
 
 pub use engineioxide_core::Sid;
 use tokio_util::sync::CancellationToken;
@@ -115,7 +113,7 @@ impl From<&Error> for Option<DisconnectReason> {
 /// A permit to emit a message to the client.
 /// A permit holds a place in the internal channel to send one packet to the client.
 pub struct Permit<'a> {
-    inner: mpsc::Permit<'a, PacketBuf>,
+    inner: QueuePermit<'a>,
 }
 impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
@@ -154,24 +152,13 @@ impl Permit<'_> {
     }
 }
 
-#[derive(Debug)]
+/// The consumer's side of the socket's [`PacketQueue`]: holding its lock makes a transport the
+/// only reader of the queue.
+#[derive(Debug, Default)]
 pub(crate) struct InternalRx {
-    pub buffered_rx: Receiver<PacketBuf>,
+    /// A packet taken from the queue by the previous polling request that did not fit in its
+    /// payload.
     pub peeked_packet: Option<PacketBuf>,
-    pub volatile_rx: watch::Receiver<Option<PacketBuf>>,
-}
-
-impl InternalRx {
-    fn new(
-        buffered_rx: Receiver<PacketBuf>,
-        volatile_rx: watch::Receiver<Option<PacketBuf>>,
-    ) -> Self {
-        Self {
-            buffered_rx,
-            peeked_packet: None,
-            volatile_rx,
-        }
-    }
 }
 
 /// A [`Socket`] represents a client connection to the server.
@@ -210,23 +197,16 @@ where
     ///
     /// Closing behavior is driven by the [`Socket::cancellation_token`].
     ///
-    /// The channel is made of a [`SmallVec`] of [`Packet`]s so that adjacent packets can be sent atomically.
+    /// The queue is made of [`SmallVec`]s of [`Packet`]s so that adjacent packets can be sent atomically.
     pub(crate) internal_rx: Mutex<InternalRx>,
 
-    /// Channel to send [PacketBuf] to the internal connection
-    pub(crate) internal_tx: mpsc::Sender<PacketBuf>,
+    /// Packets waiting for the transport, and the latest volatile packet, which bypasses the
+    /// buffer: a later volatile packet replaces one not written yet.
+    pub(crate) queue: PacketQueue,
 
-    /// Channel to send volatile [PacketBuf]s that bypass the internal buffer.
-    /// Uses a [`watch`](tokio::sync::watch) channel so only the latest volatile
-    /// message is retained; subsequent volatile sends overwrite the previous one.
-    volatile_tx: watch::Sender<Option<PacketBuf>>,
-
-    /// Internal channel to receive Pong [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) in the heartbeat job
-    /// which is running in a separate task
-    heartbeat_rx: Mutex<Receiver<()>>,
-    /// Channel to send Ping [`Packets`](Packet) (v4 protocol) or Ping (v3 protocol) from the connexion to the heartbeat job
-    /// which is running in a separate task
-    pub(crate) heartbeat_tx: mpsc::Sender<()>,
+    /// Signals a Pong (v4 protocol) or Ping (v3 protocol) from the connection to the heartbeat
+    /// job. One signal is kept while the job is not waiting, like a channel of capacity one.
+    heartbeat: Notify,
 
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
@@ -255,23 +235,15 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         supports_binary: bool,
     ) -> Self {
-        let (internal_tx, internal_rx) = mpsc::channel(config.max_buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
-
         Self {
             id: Sid::new(),
             protocol,
             transport: AtomicU8::new(transport as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
-            internal_tx,
-
-            volatile_tx,
-
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            internal_rx: Mutex::new(InternalRx::default()),
+            queue: PacketQueue::new(config.max_buffer_size),
+            heartbeat: Notify::new(),
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -288,7 +260,7 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
-        self.internal_tx
+        self.queue
             .try_send(smallvec![packet])
             .map_err(|p| match p {
                 TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
@@ -296,6 +268,11 @@ where
             })?;
         Ok(())
     }
+    /// Tells the heartbeat job that the client answered.
+    pub(crate) fn heartbeat_received(&self) {
+        self.heartbeat.notify_one();
+    }
+
     pub(crate) fn is_upgrading(&self) -> bool {
         self.upgrading.load(Ordering::Relaxed)
     }
@@ -347,69 +324,76 @@ where
     /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
     ///
     /// If the client does not respond within the timeout, the connection is closed.
+    ///
+    /// Pings are due at the start and every `interval` after it, as with a `tokio::time::interval`
+    /// that bursts to catch up. One boxed timer serves both the interval and the timeout: the
+    /// task lives as long as the session, and an inline timer would grow it for every session.
     async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
-
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
-        let mut interval_tick = tokio::time::interval(interval);
-        interval_tick.tick().await;
+        let mut due = tokio::time::Instant::now();
+        let mut timer = Box::pin(tokio::time::sleep_until(due));
         // Some clients send the pong packet in first. If that happens, we should consume it.
-        heartbeat_rx.try_recv().ok();
+        self.heartbeat.notified().now_or_never();
         loop {
             // If we are currently upgrading we should pause the heartbeat process
             if self.is_upgrading() {
-                interval_tick.tick().await;
+                due += interval;
+                timer.as_mut().reset(due);
+                timer.as_mut().await;
                 continue;
             }
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
-            self.internal_tx
+            self.queue
                 .try_send(smallvec![Packet::Ping])
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "waiting for pong");
 
-            tokio::time::timeout(timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
+            timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+            tokio::select! {
+                biased;
+                () = self.heartbeat.notified() => {}
+                () = timer.as_mut() => return Err(Error::HeartbeatTimeout),
+            }
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
 
-            interval_tick.tick().await;
+            due += interval;
+            timer.as_mut().reset(due);
+            timer.as_mut().await;
         }
     }
 
+    /// The client pings every `interval` and expects a pong; no ping within `interval + timeout`
+    /// closes the session.
     #[cfg(feature = "v3")]
     async fn heartbeat_job_v3(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        let mut heartbeat_rx = self
-            .heartbeat_rx
-            .try_lock()
-            .expect("Pong rx should be locked only once");
-
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
 
+        let mut timer = Box::pin(tokio::time::sleep(interval + timeout));
         loop {
-            tokio::time::timeout(interval + timeout, heartbeat_rx.recv())
-                .await
-                .map_err(|_| Error::HeartbeatTimeout)?
-                .ok_or(Error::HeartbeatTimeout)?;
+            tokio::select! {
+                biased;
+                () = self.heartbeat.notified() => {}
+                () = timer.as_mut() => return Err(Error::HeartbeatTimeout),
+            }
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.internal_tx
+            self.queue
                 .try_send(smallvec![Packet::Pong])
                 .map_err(|_| Error::HeartbeatTimeout)?;
+            timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + interval + timeout);
         }
     }
 
@@ -442,7 +426,7 @@ where
     /// If the socket is closed, the function will return a [`TrySendError::Closed`] error.
     #[inline]
     pub fn reserve(&self) -> Result<Permit<'_>, TrySendError<()>> {
-        let permit = self.internal_tx.try_reserve()?;
+        let permit = self.queue.try_reserve()?;
         Ok(Permit { inner: permit })
     }
 
@@ -473,12 +457,12 @@ where
     /// Returns true if the socket is closed
     /// It means that no more packets can be sent to the client
     pub fn is_closed(&self) -> bool {
-        self.internal_tx.is_closed()
+        self.queue.is_closed()
     }
 
     /// Wait for the socket to be fully closed
     pub async fn closed(&self) {
-        self.internal_tx.closed().await
+        self.queue.closed().await
     }
 
     /// Emits a binary message to the client.
@@ -546,7 +530,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.volatile_tx.send(Some(packets)).is_ok()
+        self.queue.send_volatile(packets)
     }
 }
 
@@ -557,9 +541,7 @@ impl<D: Default + Send + Sync + 'static> std::fmt::Debug for Socket<D> {
             .field("protocol", &self.protocol)
             .field("conn", &self.transport)
             .field("internal_rx", &self.internal_rx)
-            .field("internal_tx", &self.internal_tx)
-            .field("heartbeat_rx", &self.heartbeat_rx)
-            .field("heartbeat_tx", &self.heartbeat_tx)
+            .field("queue", &self.queue)
             .field("cancellation_token", &self.cancellation_token)
             .field("req_data", &self.req_parts)
             .finish()
@@ -606,23 +588,15 @@ where
         close_fn: Box<dyn Fn(Sid, DisconnectReason) + Send + Sync>,
         buffer_size: usize,
     ) -> (Arc<Socket<D>>, tokio::sync::mpsc::Receiver<Packet>) {
-        let (internal_tx, internal_rx) = mpsc::channel(buffer_size);
-        let (heartbeat_tx, heartbeat_rx) = mpsc::channel(1);
-        let (volatile_tx, volatile_rx) = watch::channel(None);
-
         let sock = Self {
             id: sid,
             protocol: ProtocolVersion::V4,
             transport: AtomicU8::new(TransportType::Websocket as u8),
             upgrading: AtomicBool::new(false),
 
-            internal_rx: Mutex::new(InternalRx::new(internal_rx, volatile_rx)),
-            internal_tx,
-
-            volatile_tx,
-
-            heartbeat_rx: Mutex::new(heartbeat_rx),
-            heartbeat_tx,
+            internal_rx: Mutex::new(InternalRx::default()),
+            queue: PacketQueue::new(buffer_size),
+            heartbeat: Notify::new(),
             cancellation_token: CancellationToken::new(),
             close_fn,
 
@@ -633,11 +607,11 @@ where
         };
         let sock = Arc::new(sock);
 
-        let (tx, rx) = mpsc::channel(buffer_size);
+        let (tx, rx) = tokio::sync::mpsc::channel(buffer_size);
         let sock_clone = sock.clone();
         tokio::spawn(async move {
-            let mut internal_rx = sock_clone.internal_rx.try_lock().unwrap();
-            while let Some(packets) = internal_rx.buffered_rx.recv().await {
+            let _consumer = sock_clone.internal_rx.try_lock().unwrap();
+            while let Some(packets) = sock_clone.queue.recv().await {
                 for packet in packets {
                     tx.send(packet).await.unwrap();
                 }

@@ -27,7 +27,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, socket::InternalRx, transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -65,18 +65,15 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
 
+    // Everything up to the end of the handshake runs in its own boxed future, created here so
+    // that the spawned task captures only the box: the task lives as long as the connection,
+    // and the request and handshake state would otherwise stay in it all that time.
+    let setup = Box::pin(setup_ws(engine.clone(), protocol, sid, req, parts));
     tokio::spawn(async move {
-        let conn = hyper::upgrade::on(req)
-            .await
-            .map(hyper_util::rt::TokioIo::new);
-
-        let res = match conn {
-            Ok(conn) => on_init(engine.clone(), conn, protocol, sid, parts).await,
-            Err(_e) => {
-                #[cfg(feature = "tracing")]
-                tracing::debug!("ws upgrade error: {}", _e);
-                return;
-            }
+        let res = match setup.await {
+            Ok(Some((socket, ws))) => run_ws(&engine, socket, ws).await,
+            Ok(None) => return,
+            Err(e) => Err(e),
         };
 
         match res {
@@ -98,15 +95,42 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
     Ok(ws_response(&ws_key))
 }
 
+/// Waits for the HTTP upgrade, then completes the Engine.IO handshake or transport upgrade.
+///
+/// `Ok(None)` when the HTTP upgrade itself failed.
+async fn setup_ws<R: Send + 'static, H: EngineIoHandler>(
+    engine: Arc<EngineIo<H>>,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req: Request<R>,
+    parts: Parts,
+) -> Result<Option<WsSession<H::Data, UpgradedIo>>, Error> {
+    match hyper::upgrade::on(req).await {
+        Ok(conn) => {
+            let conn = hyper_util::rt::TokioIo::new(conn);
+            handshake(engine, conn, protocol, sid, parts)
+                .await
+                .map(Some)
+        }
+        Err(_e) => {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("ws upgrade error: {}", _e);
+            Ok(None)
+        }
+    }
+}
+
+/// A socket and its websocket, once the handshake is complete.
+type WsSession<D, S> = (Arc<Socket<D>>, WebSocketStream<S>);
+
+/// An upgraded HTTP connection.
+type UpgradedIo = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
 /// Handle a websocket connection upgrade
 ///
 /// Sends an open packet if it is not an upgrade from a polling request
 ///
 /// Read packets from the websocket and handle them, it will block until the connection is closed
-#[cfg_attr(
-    feature = "tracing",
-    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
-)]
 pub async fn on_init<H: EngineIoHandler, S>(
     engine: Arc<EngineIo<H>>,
     conn: S,
@@ -114,6 +138,29 @@ pub async fn on_init<H: EngineIoHandler, S>(
     sid: Option<Sid>,
     req_data: Parts,
 ) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (socket, ws) = Box::pin(handshake(engine.clone(), conn, protocol, sid, req_data)).await?;
+    run_ws(&engine, socket, ws).await
+}
+
+/// Handle a websocket connection upgrade
+///
+/// Sends an open packet if it is not an upgrade from a polling request
+///
+/// Returns the socket once the handshake or the upgrade is complete.
+#[cfg_attr(
+    feature = "tracing",
+    tracing::instrument(level = "trace", name = "init_websocket", skip(engine, conn, req_data))
+)]
+async fn handshake<H: EngineIoHandler, S>(
+    engine: Arc<EngineIo<H>>,
+    conn: S,
+    protocol: ProtocolVersion,
+    sid: Option<Sid>,
+    req_data: Parts,
+) -> Result<WsSession<H::Data, S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -164,13 +211,25 @@ where
             .spawn_heartbeat(engine.config.ping_interval, engine.config.ping_timeout);
         (socket, ws)
     };
+    Ok((socket, ws))
+}
+
+/// Pipes packets between the websocket and the socket until either side closes.
+async fn run_ws<H: EngineIoHandler, S>(
+    engine: &Arc<EngineIo<H>>,
+    socket: Arc<Socket<H::Data>>,
+    ws: WebSocketStream<S>,
+) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (tx, rx) = ws.split();
 
     // Pipe between websocket and internal socket channel.
     tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
 
     // pipe between internal socket channel and websocket
-    match forward_to_handler(&engine, rx, &socket)
+    match forward_to_handler(engine, rx, &socket)
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
@@ -215,7 +274,7 @@ where
                 }
                 Packet::Pong | Packet::Ping => {
                     // A full channel means that the client is already known to be alive.
-                    socket.heartbeat_tx.try_send(()).ok();
+                    socket.heartbeat_received();
                     Ok::<(), Error>(())
                 }
                 Packet::Message(msg) => {
@@ -250,7 +309,7 @@ where
 
 /// Forwards all packets waiting to be sent to the websocket
 ///
-/// The websocket stream is flushed only when the internal channel is drained
+/// The websocket stream is flushed only when the packet queue is drained
 async fn forward_to_socket<H: EngineIoHandler, S>(
     socket: Arc<Socket<H::Data>>,
     mut tx: SplitSink<WebSocketStream<S>, Message>,
@@ -259,7 +318,7 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
 {
     // A polling request that was in progress during the upgrade may still hold the lock.
     let lock = socket.internal_rx.lock();
-    let Some(mut internal_rx) = lock
+    let Some(_consumer) = lock
         .with_cancellation_token(&socket.cancellation_token)
         .await
     else {
@@ -267,75 +326,29 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         tracing::debug!(sid = %socket.id, "session closed before starting the ws writer");
         return;
     };
-    let InternalRx {
-        buffered_rx,
-        volatile_rx,
-        ..
-    } = &mut *internal_rx;
 
-    // map a packet to a websocket message
-    // It is declared as a macro rather than a closure to avoid ownership issues
-    macro_rules! map_fn {
-            ($item:ident) => {
-                let res = match $item {
-                    Packet::Binary(bin) | Packet::BinaryV3(bin) => {
-                        if socket.protocol == ProtocolVersion::V3 {
-                            // v3 protocol requires packet type as the first byte.
-                            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-                            let mut buff = Vec::with_capacity(bin.len() + 1);
-                            buff.push(0x04);
-                            buff.extend(bin);
-                            tx.feed(Message::Binary(buff.into())).await
-                        } else {
-                            tx.feed(Message::Binary(bin)).await
-                        }
-                    }
-                    // A Noop Packet maybe sent by the server to upgrade from a polling connection
-                    // In the case that the packet was not poll in time it will remain in the buffer and therefore
-                    // it should be discarded here
-                    Packet::Noop => Ok(()),
-                    _ => {
-                        let packet: String = $item.try_into().unwrap();
-                        tx.feed(Message::Text(packet.into())).await
-                    }
+    // Forward queued packets until the queue is closed or the session is cancelled. The
+    // cancellation combinator polls the queue first, so a queued close packet is still written.
+    while let Some(Some(mut packets)) = socket
+        .queue
+        .recv()
+        .with_cancellation_token(&socket.cancellation_token)
+        .await
+    {
+        loop {
+            for packet in packets {
+                let Some(msg) = ws_message(socket.protocol, packet) else {
+                    continue;
                 };
-                if let Err(_e) = res {
+                if let Err(_e) = tx.feed(msg).await {
                     #[cfg(feature = "tracing")]
                     tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
                 }
-            };
-        }
-
-    // Forward buffered packets until the channel is closed or the session is cancelled.
-    loop {
-        tokio::select! {
-            biased;
-            items = buffered_rx.recv() => {
-                match items {
-                    Some(packets) => {
-                        for item in packets {
-                            map_fn!(item);
-                        }
-                        while let Ok(packets) = buffered_rx.try_recv() {
-                            for item in packets {
-                                map_fn!(item);
-                            }
-                        }
-                    }
-                    None => break
-                }
             }
-            _ = socket.cancellation_token.cancelled() => break,
-            Ok(()) = volatile_rx.changed() => {
-                let val = volatile_rx.borrow_and_update().clone();
-                if let Some(packets) = val {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!(sid = ?socket.id, "ws volatile flush: {} packets", packets.len());
-                    for item in packets {
-                        map_fn!(item);
-                    }
-                }
-            },
+            match socket.queue.try_recv() {
+                Some(next) => packets = next,
+                None => break,
+            }
         }
 
         #[cfg(feature = "tracing")]
@@ -348,6 +361,26 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
 
     tx.flush().await.ok();
     tx.close().await.ok();
+}
+
+/// The websocket message that carries `packet`, if it is written at all.
+fn ws_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> {
+    match packet {
+        Packet::Binary(bin) | Packet::BinaryV3(bin) if protocol == ProtocolVersion::V3 => {
+            // v3 protocol requires packet type as the first byte.
+            // This requires a new buffer. This is OK as it is only for the V3 protocol.
+            let mut buff = Vec::with_capacity(bin.len() + 1);
+            buff.push(0x04);
+            buff.extend(bin);
+            Some(Message::Binary(buff.into()))
+        }
+        Packet::Binary(bin) | Packet::BinaryV3(bin) => Some(Message::Binary(bin)),
+        // A Noop Packet maybe sent by the server to upgrade from a polling connection
+        // In the case that the packet was not poll in time it will remain in the buffer and therefore
+        // it should be discarded here
+        Packet::Noop => None,
+        packet => Some(Message::Text(String::from(packet).into())),
+    }
 }
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
@@ -406,11 +439,9 @@ where
     socket.start_upgrade();
 
     // We send a last Noop request to close a potential waiting polling request.
-    socket
-        .internal_tx
-        .send(smallvec![Packet::Noop])
-        .await
-        .map_err(|_| Error::Upgrade)?;
+    if !socket.queue.push_control(smallvec![Packet::Noop]) {
+        return Err(Error::Upgrade);
+    }
 
     // wait for any current polling connection to finish by waiting for the socket to be unlocked
     // All other polling connection will be immediately closed with a NOOP packet.

@@ -1,0 +1,287 @@
+//! The queue of packets waiting to be written to one session's transport.
+//!
+//! It replaces a `tokio::sync::mpsc` channel plus a `watch` channel for volatile packets. Both
+//! allocate when the session is created: the mpsc channel a first block of 32 slots of
+//! [`PacketBuf`] (about 5.4 KiB), the watch channel its shared state. An idle session never
+//! needs either, so this queue keeps its state inline in the socket and allocates only when
+//! packets are waiting, giving the memory back once a burst has been written.
+//!
+//! There is one consumer at a time: whoever holds the socket's `internal_rx` lock (the
+//! WebSocket writer task or one polling request).
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    task::{Context, Poll},
+};
+
+use engineioxide_core::PacketBuf;
+use futures_util::task::AtomicWaker;
+use tokio::sync::{Notify, mpsc::error::TrySendError};
+
+/// A queue that grew beyond this many slots is freed once it has been drained, so a burst does
+/// not leave its peak allocation behind for the session's lifetime.
+const RETAINED_SLOTS: usize = 32;
+
+/// Bounded queue of [`PacketBuf`]s from any number of producers to one consumer.
+pub(crate) struct PacketQueue {
+    inner: Mutex<Inner>,
+    /// Packets buffered plus permits handed out and not yet used.
+    taken: AtomicUsize,
+    capacity: usize,
+    closed: AtomicBool,
+    consumer: AtomicWaker,
+    on_close: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    buffered: VecDeque<PacketBuf>,
+    /// The latest volatile packet: it replaces any earlier one that was not written yet.
+    volatile: Option<PacketBuf>,
+}
+
+/// A reserved place in the queue for one [`PacketBuf`].
+pub(crate) struct QueuePermit<'a> {
+    queue: &'a PacketQueue,
+}
+
+impl QueuePermit<'_> {
+    /// Queues `packets` in the reserved place.
+    pub(crate) fn send(self, packets: PacketBuf) {
+        let queue = self.queue;
+        std::mem::forget(self);
+        queue.push(packets);
+    }
+}
+
+impl Drop for QueuePermit<'_> {
+    fn drop(&mut self) {
+        self.queue.taken.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl PacketQueue {
+    /// An empty queue that holds at most `capacity` packet buffers.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            taken: AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            closed: AtomicBool::new(false),
+            consumer: AtomicWaker::new(),
+            on_close: Notify::new(),
+        }
+    }
+
+    /// Reserves a place, or says why there is none.
+    pub(crate) fn try_reserve(&self) -> Result<QueuePermit<'_>, TrySendError<()>> {
+        if self.is_closed() {
+            return Err(TrySendError::Closed(()));
+        }
+        self.taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                (taken < self.capacity).then_some(taken + 1)
+            })
+            .map_err(|_| TrySendError::Full(()))?;
+        Ok(QueuePermit { queue: self })
+    }
+
+    /// Queues `packets` if there is a free place.
+    // The error gives the packets back, as `mpsc::Sender::try_send` does.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn try_send(&self, packets: PacketBuf) -> Result<(), TrySendError<PacketBuf>> {
+        match self.try_reserve() {
+            Ok(permit) => {
+                permit.send(packets);
+                Ok(())
+            }
+            Err(TrySendError::Full(())) => Err(TrySendError::Full(packets)),
+            Err(TrySendError::Closed(())) => Err(TrySendError::Closed(packets)),
+        }
+    }
+
+    /// Queues a transport control packet even when the queue is full: there is at most one per
+    /// transport change, and the change cannot complete without it. False once the queue is
+    /// closed.
+    pub(crate) fn push_control(&self, packets: PacketBuf) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.taken.fetch_add(1, Ordering::AcqRel);
+        self.push(packets);
+        true
+    }
+
+    /// Replaces the pending volatile packet; false once the queue is closed.
+    pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        self.lock().volatile = Some(packets);
+        self.consumer.wake();
+        true
+    }
+
+    fn push(&self, packets: PacketBuf) {
+        let mut inner = self.lock();
+        // Most sessions have one buffer waiting at a time; the default first growth is to four.
+        if inner.buffered.capacity() == 0 {
+            inner.buffered.reserve_exact(1);
+        }
+        inner.buffered.push_back(packets);
+        drop(inner);
+        self.consumer.wake();
+    }
+
+    /// Takes the next packet buffer without waiting: buffered packets first, then the volatile one.
+    pub(crate) fn try_recv(&self) -> Option<PacketBuf> {
+        let mut inner = self.lock();
+        if let Some(packets) = inner.buffered.pop_front() {
+            if inner.buffered.is_empty() && inner.buffered.capacity() > RETAINED_SLOTS {
+                inner.buffered = VecDeque::new();
+            }
+            drop(inner);
+            self.taken.fetch_sub(1, Ordering::AcqRel);
+            return Some(packets);
+        }
+        inner.volatile.take()
+    }
+
+    /// Polls for the next packet buffer; `None` once the queue is closed and drained.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<PacketBuf>> {
+        if let Some(packets) = self.try_recv() {
+            return Poll::Ready(Some(packets));
+        }
+        self.consumer.register(cx.waker());
+        // A producer may have pushed between the first look and the registration.
+        if let Some(packets) = self.try_recv() {
+            return Poll::Ready(Some(packets));
+        }
+        if self.is_closed() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+
+    /// Waits for the next packet buffer; `None` once the queue is closed and drained.
+    pub(crate) async fn recv(&self) -> Option<PacketBuf> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Refuses new packets; those already queued can still be taken.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.on_close.notify_waiters();
+        self.consumer.wake();
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Waits until the queue is closed.
+    pub(crate) async fn closed(&self) {
+        let notified = self.on_close.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.is_closed() {
+            return;
+        }
+        notified.await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A producer cannot panic while holding the lock (it only pushes or takes), so a poisoned
+        // lock still holds a consistent queue.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for PacketQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketQueue")
+            .field("taken", &self.taken.load(Ordering::Relaxed))
+            .field("capacity", &self.capacity)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engineioxide_core::Packet;
+    use smallvec::smallvec;
+
+    fn ping() -> PacketBuf {
+        smallvec![Packet::Ping]
+    }
+
+    #[test]
+    fn refuses_beyond_capacity_until_a_packet_is_taken() {
+        let queue = PacketQueue::new(2);
+        queue.try_send(ping()).unwrap();
+        let permit = queue.try_reserve().unwrap();
+        assert!(matches!(queue.try_send(ping()), Err(TrySendError::Full(_))));
+        drop(permit);
+        queue.try_send(ping()).unwrap();
+        assert!(queue.try_recv().is_some());
+        queue.try_send(ping()).unwrap();
+        assert!(matches!(queue.try_reserve(), Err(TrySendError::Full(()))));
+    }
+
+    #[test]
+    fn buffered_packets_come_before_the_latest_volatile_one() {
+        let queue = PacketQueue::new(4);
+        assert!(queue.send_volatile(smallvec![Packet::Pong]));
+        assert!(queue.send_volatile(smallvec![Packet::Noop]));
+        queue.try_send(ping()).unwrap();
+        assert!(matches!(queue.try_recv().unwrap()[0], Packet::Ping));
+        assert!(matches!(queue.try_recv().unwrap()[0], Packet::Noop));
+        assert!(queue.try_recv().is_none());
+    }
+
+    #[test]
+    fn a_drained_burst_gives_its_memory_back() {
+        let queue = PacketQueue::new(1024);
+        for _ in 0..100 {
+            queue.try_send(ping()).unwrap();
+        }
+        while queue.try_recv().is_some() {}
+        assert_eq!(queue.lock().buffered.capacity(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_new_packets_and_ends_the_consumer_after_the_queued_ones() {
+        let queue = PacketQueue::new(4);
+        queue.try_send(ping()).unwrap();
+        queue.close();
+        queue.closed().await;
+        assert!(matches!(
+            queue.try_send(ping()),
+            Err(TrySendError::Closed(_))
+        ));
+        assert!(!queue.send_volatile(ping()));
+        assert!(queue.recv().await.is_some());
+        assert!(queue.recv().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_consumer_wakes_for_a_packet() {
+        let queue = std::sync::Arc::new(PacketQueue::new(4));
+        let consumer = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.recv().await }
+        });
+        tokio::task::yield_now().await;
+        queue.try_send(ping()).unwrap();
+        assert!(consumer.await.unwrap().is_some());
+    }
+}
