@@ -24,5 +24,6 @@ pub mod sid {
 mod body;
 mod engine;
 mod errors;
+mod outgoing;
 mod queue;
 mod transport;

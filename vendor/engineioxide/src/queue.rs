@@ -2,7 +2,7 @@
 //!
 //! It replaces a `tokio::sync::mpsc` channel plus a `watch` channel for volatile packets. Both
 //! allocate when the session is created: the mpsc channel a first block of 32 slots of
-//! [`PacketBuf`] (about 5.4 KiB), the watch channel its shared state. An idle session never
+//! `PacketBuf` (about 5.4 KiB), the watch channel its shared state. An idle session never
 //! needs either, so this queue keeps its state inline in the socket and allocates only when
 //! packets are waiting, giving the memory back once a burst has been written.
 //!
@@ -18,15 +18,16 @@ use std::{
     task::{Context, Poll},
 };
 
-use engineioxide_core::PacketBuf;
 use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, mpsc::error::TrySendError};
 
+use crate::outgoing::Outgoing;
+
 /// A queue that grew beyond this many slots is freed once it has been drained, so a burst does
 /// not leave its peak allocation behind for the session's lifetime.
-const RETAINED_SLOTS: usize = 32;
+const RETAINED_SLOTS: usize = 64;
 
-/// Bounded queue of [`PacketBuf`]s from any number of producers to one consumer.
+/// Bounded queue of [`Outgoing`] entries from any number of producers to one consumer.
 pub(crate) struct PacketQueue {
     inner: Mutex<Inner>,
     /// Packets buffered plus permits handed out and not yet used.
@@ -39,19 +40,19 @@ pub(crate) struct PacketQueue {
 
 #[derive(Default)]
 struct Inner {
-    buffered: VecDeque<PacketBuf>,
-    /// The latest volatile packet: it replaces any earlier one that was not written yet.
-    volatile: Option<PacketBuf>,
+    buffered: VecDeque<Outgoing>,
+    /// The latest volatile entry: it replaces any earlier one that was not written yet.
+    volatile: Option<Outgoing>,
 }
 
-/// A reserved place in the queue for one [`PacketBuf`].
+/// A reserved place in the queue for one [`Outgoing`] entry.
 pub(crate) struct QueuePermit<'a> {
     queue: &'a PacketQueue,
 }
 
 impl QueuePermit<'_> {
     /// Queues `packets` in the reserved place.
-    pub(crate) fn send(self, packets: PacketBuf) {
+    pub(crate) fn send(self, packets: Outgoing) {
         let queue = self.queue;
         std::mem::forget(self);
         queue.push(packets);
@@ -65,7 +66,7 @@ impl Drop for QueuePermit<'_> {
 }
 
 impl PacketQueue {
-    /// An empty queue that holds at most `capacity` packet buffers.
+    /// An empty queue that holds at most `capacity` entries.
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
             inner: Mutex::new(Inner::default()),
@@ -91,9 +92,8 @@ impl PacketQueue {
     }
 
     /// Queues `packets` if there is a free place.
-    // The error gives the packets back, as `mpsc::Sender::try_send` does.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn try_send(&self, packets: PacketBuf) -> Result<(), TrySendError<PacketBuf>> {
+    #[cfg(test)]
+    pub(crate) fn try_send(&self, packets: Outgoing) -> Result<(), TrySendError<Outgoing>> {
         match self.try_reserve() {
             Ok(permit) => {
                 permit.send(packets);
@@ -107,7 +107,7 @@ impl PacketQueue {
     /// Queues a transport control packet even when the queue is full: there is at most one per
     /// transport change, and the change cannot complete without it. False once the queue is
     /// closed.
-    pub(crate) fn push_control(&self, packets: PacketBuf) -> bool {
+    pub(crate) fn push_control(&self, packets: Outgoing) -> bool {
         if self.is_closed() {
             return false;
         }
@@ -117,7 +117,7 @@ impl PacketQueue {
     }
 
     /// Replaces the pending volatile packet; false once the queue is closed.
-    pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
+    pub(crate) fn send_volatile(&self, packets: Outgoing) -> bool {
         if self.is_closed() {
             return false;
         }
@@ -126,9 +126,9 @@ impl PacketQueue {
         true
     }
 
-    fn push(&self, packets: PacketBuf) {
+    fn push(&self, packets: Outgoing) {
         let mut inner = self.lock();
-        // Most sessions have one buffer waiting at a time; the default first growth is to four.
+        // Most sessions have one entry waiting at a time; the default first growth is to four.
         if inner.buffered.capacity() == 0 {
             inner.buffered.reserve_exact(1);
         }
@@ -137,8 +137,8 @@ impl PacketQueue {
         self.consumer.wake();
     }
 
-    /// Takes the next packet buffer without waiting: buffered packets first, then the volatile one.
-    pub(crate) fn try_recv(&self) -> Option<PacketBuf> {
+    /// Takes the next entry without waiting: buffered ones first, then the volatile one.
+    pub(crate) fn try_recv(&self) -> Option<Outgoing> {
         let mut inner = self.lock();
         if let Some(packets) = inner.buffered.pop_front() {
             if inner.buffered.is_empty() && inner.buffered.capacity() > RETAINED_SLOTS {
@@ -151,8 +151,8 @@ impl PacketQueue {
         inner.volatile.take()
     }
 
-    /// Polls for the next packet buffer; `None` once the queue is closed and drained.
-    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<PacketBuf>> {
+    /// Polls for the next entry; `None` once the queue is closed and drained.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
         if let Some(packets) = self.try_recv() {
             return Poll::Ready(Some(packets));
         }
@@ -167,8 +167,8 @@ impl PacketQueue {
         Poll::Pending
     }
 
-    /// Waits for the next packet buffer; `None` once the queue is closed and drained.
-    pub(crate) async fn recv(&self) -> Option<PacketBuf> {
+    /// Waits for the next entry; `None` once the queue is closed and drained.
+    pub(crate) async fn recv(&self) -> Option<Outgoing> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
@@ -218,10 +218,13 @@ impl std::fmt::Debug for PacketQueue {
 mod tests {
     use super::*;
     use engineioxide_core::Packet;
-    use smallvec::smallvec;
 
-    fn ping() -> PacketBuf {
-        smallvec![Packet::Ping]
+    fn ping() -> Outgoing {
+        Outgoing::packet(Packet::Ping)
+    }
+
+    fn first_packet(outgoing: Option<Outgoing>) -> Packet {
+        outgoing.expect("an entry").into_packets().remove(0)
     }
 
     #[test]
@@ -240,11 +243,11 @@ mod tests {
     #[test]
     fn buffered_packets_come_before_the_latest_volatile_one() {
         let queue = PacketQueue::new(4);
-        assert!(queue.send_volatile(smallvec![Packet::Pong]));
-        assert!(queue.send_volatile(smallvec![Packet::Noop]));
+        assert!(queue.send_volatile(Outgoing::packet(Packet::Pong)));
+        assert!(queue.send_volatile(Outgoing::packet(Packet::Noop)));
         queue.try_send(ping()).unwrap();
-        assert!(matches!(queue.try_recv().unwrap()[0], Packet::Ping));
-        assert!(matches!(queue.try_recv().unwrap()[0], Packet::Noop));
+        assert!(matches!(first_packet(queue.try_recv()), Packet::Ping));
+        assert!(matches!(first_packet(queue.try_recv()), Packet::Noop));
         assert!(queue.try_recv().is_none());
     }
 

@@ -72,7 +72,10 @@ use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
 use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
 
-use crate::queue::{PacketQueue, QueuePermit};
+use crate::{
+    outgoing::Outgoing,
+    queue::{PacketQueue, QueuePermit},
+};
 
 pub use engineioxide_core::Sid;
 use tokio_util::sync::CancellationToken;
@@ -119,12 +122,12 @@ impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(smallvec![Packet::Message(msg)]);
+        self.inner.send(Outgoing::message(msg));
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
     pub fn emit_binary(self, data: Bytes) {
-        self.inner.send(smallvec![Packet::Binary(data)]);
+        self.inner.send(Outgoing::packet(Packet::Binary(data)));
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -136,7 +139,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(packets);
+        self.inner.send(Outgoing::packets(packets));
     }
 
     /// Consume the permit and emit a message with multiple binary data to the client.
@@ -148,7 +151,7 @@ impl Permit<'_> {
         for d in data {
             packets.push(Packet::Binary(d));
         }
-        self.inner.send(packets);
+        self.inner.send(Outgoing::packets(packets));
     }
 }
 
@@ -260,13 +263,14 @@ where
         #[cfg(feature = "tracing")]
         tracing::debug!(?packet, "sending packet");
 
-        self.queue
-            .try_send(smallvec![packet])
-            .map_err(|p| match p {
-                TrySendError::Full(mut p) => TrySendError::Full(p.pop().unwrap()),
-                TrySendError::Closed(mut p) => TrySendError::Closed(p.pop().unwrap()),
-            })?;
-        Ok(())
+        match self.queue.try_reserve() {
+            Ok(permit) => {
+                permit.send(Outgoing::packet(packet));
+                Ok(())
+            }
+            Err(TrySendError::Full(())) => Err(TrySendError::Full(packet)),
+            Err(TrySendError::Closed(())) => Err(TrySendError::Closed(packet)),
+        }
     }
     /// Tells the heartbeat job that the client answered.
     pub(crate) fn heartbeat_received(&self) {
@@ -348,8 +352,7 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
-            self.queue
-                .try_send(smallvec![Packet::Ping])
+            self.send(Packet::Ping)
                 .map_err(|_| Error::HeartbeatTimeout)?;
 
             #[cfg(feature = "tracing")]
@@ -388,8 +391,7 @@ where
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
-            self.queue
-                .try_send(smallvec![Packet::Pong])
+            self.send(Packet::Pong)
                 .map_err(|_| Error::HeartbeatTimeout)?;
             timer
                 .as_mut()
@@ -495,7 +497,7 @@ where
     /// was dropped (channel full or transport shutting down).
     #[inline]
     pub fn emit_volatile(&self, msg: impl Into<Str>) -> bool {
-        self.send_volatile(smallvec![Packet::Message(msg.into())])
+        self.queue.send_volatile(Outgoing::message(msg.into()))
     }
 
     /// Try to send a volatile binary message bypassing the internal buffer channel.
@@ -530,7 +532,7 @@ where
     }
 
     pub(crate) fn send_volatile(&self, packets: PacketBuf) -> bool {
-        self.queue.send_volatile(packets)
+        self.queue.send_volatile(Outgoing::packets(packets))
     }
 }
 
@@ -611,8 +613,8 @@ where
         let sock_clone = sock.clone();
         tokio::spawn(async move {
             let _consumer = sock_clone.internal_rx.try_lock().unwrap();
-            while let Some(packets) = sock_clone.queue.recv().await {
-                for packet in packets {
+            while let Some(outgoing) = sock_clone.queue.recv().await {
+                for packet in outgoing.into_packets() {
                     tx.send(packet).await.unwrap();
                 }
             }

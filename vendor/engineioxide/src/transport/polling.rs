@@ -13,7 +13,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
     DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
-    handler::EngineIoHandler, transport::make_open_packet,
+    handler::EngineIoHandler, outgoing::Outgoing, transport::make_open_packet,
 };
 
 /// Create a response for http request
@@ -119,8 +119,12 @@ where
     let payload = {
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
-        let rx_stream = stream::iter(rx.peeked_packet.take())
-            .chain(stream::poll_fn(|cx| socket.queue.poll_recv(cx)));
+        let rx_stream = stream::iter(rx.peeked_packet.take()).chain(stream::poll_fn(|cx| {
+            socket
+                .queue
+                .poll_recv(cx)
+                .map(|outgoing| outgoing.map(Outgoing::into_packets))
+        }));
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
         // towards the encoder completion, so any buffered close packet is still flushed to the client.

@@ -11,7 +11,6 @@ use futures_util::{
     stream::{SplitSink, SplitStream},
 };
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
-use smallvec::smallvec;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::{
     WebSocketStream,
@@ -27,7 +26,7 @@ use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
     DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, transport::make_open_packet,
+    errors::Error, handler::EngineIoHandler, outgoing::Outgoing, transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -329,24 +328,25 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
 
     // Forward queued packets until the queue is closed or the session is cancelled. The
     // cancellation combinator polls the queue first, so a queued close packet is still written.
-    while let Some(Some(mut packets)) = socket
+    while let Some(Some(mut outgoing)) = socket
         .queue
         .recv()
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
         loop {
-            for packet in packets {
-                let Some(msg) = ws_message(socket.protocol, packet) else {
-                    continue;
-                };
-                if let Err(_e) = tx.feed(msg).await {
-                    #[cfg(feature = "tracing")]
-                    tracing::debug!("[sid={}] error sending packet: {}", socket.id, _e);
+            match outgoing {
+                Outgoing::Encoded(text) => feed(&mut tx, &socket, text_message(text)).await,
+                Outgoing::Packets(packets) => {
+                    for packet in *packets {
+                        if let Some(msg) = ws_message(socket.protocol, packet) {
+                            feed(&mut tx, &socket, msg).await;
+                        }
+                    }
                 }
             }
             match socket.queue.try_recv() {
-                Some(next) => packets = next,
+                Some(next) => outgoing = next,
                 None => break,
             }
         }
@@ -361,6 +361,27 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
 
     tx.flush().await.ok();
     tx.close().await.ok();
+}
+
+/// Buffers `msg` in the websocket sink; an error only ends up in the debug log, as the reader
+/// side sees the broken connection and closes the session.
+async fn feed<D: Default + Send + Sync + 'static, S>(
+    tx: &mut SplitSink<WebSocketStream<S>, Message>,
+    _socket: &Socket<D>,
+    msg: Message,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    if let Err(_e) = tx.feed(msg).await {
+        #[cfg(feature = "tracing")]
+        tracing::debug!("[sid={}] error sending packet: {}", _socket.id, _e);
+    }
+}
+
+/// The text message of an encoded Engine.IO packet.
+fn text_message(text: Str) -> Message {
+    // SAFETY: a `Str` is valid UTF-8.
+    Message::Text(unsafe { tungstenite::Utf8Bytes::from_bytes_unchecked(text.into()) })
 }
 
 /// The websocket message that carries `packet`, if it is written at all.
@@ -439,7 +460,7 @@ where
     socket.start_upgrade();
 
     // We send a last Noop request to close a potential waiting polling request.
-    if !socket.queue.push_control(smallvec![Packet::Noop]) {
+    if !socket.queue.push_control(Outgoing::packet(Packet::Noop)) {
         return Err(Error::Upgrade);
     }
 
