@@ -17,8 +17,8 @@ const staticDir = path.resolve(here, "..", "..", "client-demo", "dist");
 const screenshotDir = path.join(here, "screenshots");
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PING_MS = 300;
-// The first ping leaves right after the handshake, and a page still busy loading may take a few
-// hundred milliseconds to make its first poll: a timeout as short as the interval cut it off.
+// A page still busy loading may take a few hundred milliseconds to make its next poll and answer
+// a ping: a timeout as short as the interval cut it off.
 const PING_TIMEOUT_MS = 5_000;
 const MAX_MESSAGE = 4_000;
 const serverArgs = [

@@ -40,6 +40,23 @@ async fn handshake_carries_the_configured_values() {
 }
 
 #[tokio::test]
+async fn the_first_ping_leaves_one_interval_after_the_handshake() {
+    let app = spawn_app(&["--ping-interval-ms", "1000", "--ping-timeout-ms", "5000"]).await;
+    let client = reqwest::Client::new();
+    let session = app.open_polling_session(&client).await;
+    let started = std::time::Instant::now();
+    let poll = client.get(&session).send().await.expect("poll");
+    assert_eq!(poll.text().await.expect("body"), "2");
+    // Node's engine.io waits pingInterval before the first ping; the margin absorbs timer slack.
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(800),
+        "first ping after {waited:?}"
+    );
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
 async fn polling_only_offers_no_upgrade() {
     let app = spawn_app(&["--transports", "polling"]).await;
     let body = get(format!("{}/socket.io/?EIO=4&transport=polling", app.url()))

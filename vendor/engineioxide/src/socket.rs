@@ -329,25 +329,28 @@ where
     ///
     /// If the client does not respond within the timeout, the connection is closed.
     ///
-    /// Pings are due at the start and every `interval` after it, as with a `tokio::time::interval`
-    /// that bursts to catch up. One boxed timer serves both the interval and the timeout: the
-    /// task lives as long as the session, and an inline timer would grow it for every session.
+    /// The first ping is due one `interval` after the handshake, as in Node's engine.io, and
+    /// the next ones every `interval` after it. One boxed timer serves both the interval and the
+    /// timeout: the task lives as long as the session, and an inline timer would grow it for
+    /// every session.
     async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
         let mut due = tokio::time::Instant::now();
         let mut timer = Box::pin(tokio::time::sleep_until(due));
-        // Some clients send the pong packet in first. If that happens, we should consume it.
-        self.heartbeat.notified().now_or_never();
         loop {
+            due += interval;
+            timer.as_mut().reset(due);
+            timer.as_mut().await;
+
             // If we are currently upgrading we should pause the heartbeat process
             if self.is_upgrading() {
-                due += interval;
-                timer.as_mut().reset(due);
-                timer.as_mut().await;
                 continue;
             }
+
+            // A pong that came before its ping answers nothing.
+            self.heartbeat.notified().now_or_never();
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
@@ -367,10 +370,6 @@ where
 
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "pong received");
-
-            due += interval;
-            timer.as_mut().reset(due);
-            timer.as_mut().await;
         }
     }
 
