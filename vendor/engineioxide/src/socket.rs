@@ -114,7 +114,7 @@ impl From<&Error> for Option<DisconnectReason> {
 }
 
 /// A permit to emit a message to the client.
-/// A permit holds a place in the internal channel to send one packet to the client.
+/// A permit holds a place in the socket's packet queue to send one packet to the client.
 pub struct Permit<'a> {
     inner: QueuePermit<'a>,
 }
@@ -190,17 +190,18 @@ where
     /// Whether the socket is currently upgrading to a new transport.
     upgrading: AtomicBool,
 
-    /// Channel to send [`PacketBuf`] to the connection
+    /// The reading end of [`Socket::queue`]: a transport holds this lock while it reads the queue.
     ///
     /// It is used and managed by the [`EngineIo`](crate::engine) struct depending on the transport type
     ///
-    /// It is locked if [`EngineIo`](crate::engine) is currently reading from it :
+    /// It is locked if [`EngineIo`](crate::engine) is currently reading from the queue :
     /// * In case of polling transport it will be locked and released for each request
     /// * In case of websocket transport it will always be locked until the connection is closed
     ///
     /// Closing behavior is driven by the [`Socket::cancellation_token`].
     ///
-    /// The queue is made of [`SmallVec`]s of [`Packet`]s so that adjacent packets can be sent atomically.
+    /// Adjacent packets (a message and its binary attachments) are queued as one entry so that
+    /// they are sent together.
     pub(crate) internal_rx: Mutex<InternalRx>,
 
     /// Packets waiting for the transport, and the latest volatile packet, which bypasses the
@@ -485,21 +486,21 @@ where
         })
     }
 
-    /// Try to send a volatile message bypassing the internal buffer channel.
+    /// Try to send a volatile message bypassing the packet buffer.
     /// Volatile messages may be dropped if the transport is not ready to
     /// receive them.
     ///
-    /// Because volatile messages bypass the main mpsc buffer queue, they may
+    /// Because volatile messages bypass the packet buffer, they may
     /// arrive out of order relative to regular messages.
     ///
     /// Returns `true` if the message was queued for sending, `false` if it
-    /// was dropped (channel full or transport shutting down).
+    /// was dropped (the transport is shutting down).
     #[inline]
     pub fn emit_volatile(&self, msg: impl Into<Str>) -> bool {
         self.queue.send_volatile(Outgoing::message(msg.into()))
     }
 
-    /// Try to send a volatile binary message bypassing the internal buffer channel.
+    /// Try to send a volatile binary message bypassing the packet buffer.
     /// Volatile messages may be dropped if the transport is not ready to
     /// receive them.
     ///

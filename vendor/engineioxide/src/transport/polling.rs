@@ -190,7 +190,7 @@ where
                 break;
             }
             Ok(Packet::Pong | Packet::Ping) => {
-                // A full channel means that the client is already known to be alive.
+                // A signal already waiting means that the client is already known to be alive.
                 socket.heartbeat_received();
                 Ok(())
             }

@@ -1,7 +1,7 @@
 //! The ws transport module is responsible for handling websocket connections
 //! The only public function is [`new_req`] which is used to upgrade a http request to a websocket connection
 //!
-//! Other functions are used internally to handle the websocket connection through tasks and channels
+//! Other functions are used internally to handle the websocket connection through tasks and the packet queue
 //! and to handle upgrade from polling to ws
 
 use std::sync::Arc;
@@ -224,10 +224,10 @@ where
 {
     let (tx, rx) = ws.split();
 
-    // Pipe between websocket and internal socket channel.
+    // Pipe between the socket's packet queue and the websocket.
     tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
 
-    // pipe between internal socket channel and websocket
+    // Pipe between the websocket and the socket.
     match forward_to_handler(engine, rx, &socket)
         .with_cancellation_token(&socket.cancellation_token)
         .await
@@ -272,7 +272,7 @@ where
                     break;
                 }
                 Packet::Pong | Packet::Ping => {
-                    // A full channel means that the client is already known to be alive.
+                    // A signal already waiting means that the client is already known to be alive.
                     socket.heartbeat_received();
                     Ok::<(), Error>(())
                 }
