@@ -4,14 +4,17 @@
 //! Other functions are used internally to handle the websocket connection through tasks and the packet queue
 //! and to handle upgrade from polling to ws
 
-use std::sync::Arc;
-
-use futures_util::{
-    SinkExt, StreamExt, TryStreamExt,
-    stream::{SplitSink, SplitStream},
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
 };
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, request::Parts};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf, ReadHalf, WriteHalf};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -120,7 +123,86 @@ async fn setup_ws<R: Send + 'static, H: EngineIoHandler>(
 }
 
 /// A socket and its websocket, once the handshake is complete.
-type WsSession<D, S> = (Arc<Socket<D>>, WebSocketStream<S>);
+type WsSession<D, S> = (Arc<Socket<D>>, WebSocketStream<WsIo<S, D>>);
+
+/// The connection under a session's websocket.
+///
+/// tungstenite reads from it and parses the client's frames. Its writes (the handshake, then its
+/// replies to pings and close frames) go straight to the connection until the writer task takes
+/// the write half. From then on they are queued as raw bytes, so that they stay in order with
+/// the frames the writer task writes itself.
+pub struct WsIo<S, D: Default + Send + Sync + 'static> {
+    read: ReadHalf<S>,
+    write: WsWrite<S, D>,
+}
+
+enum WsWrite<S, D: Default + Send + Sync + 'static> {
+    Direct(WriteHalf<S>),
+    Queued(Arc<Socket<D>>),
+}
+
+impl<S: AsyncRead + AsyncWrite, D: Default + Send + Sync + 'static> WsIo<S, D> {
+    fn new(conn: S) -> Self {
+        let (read, write) = tokio::io::split(conn);
+        WsIo {
+            read,
+            write: WsWrite::Direct(write),
+        }
+    }
+
+    /// Hands the write half to the writer task; later writes are queued on `socket`.
+    fn take_writer(&mut self, socket: Arc<Socket<D>>) -> Option<WriteHalf<S>> {
+        match std::mem::replace(&mut self.write, WsWrite::Queued(socket)) {
+            WsWrite::Direct(write) => Some(write),
+            WsWrite::Queued(_) => None,
+        }
+    }
+}
+
+impl<S: AsyncRead, D: Default + Send + Sync + 'static> AsyncRead for WsIo<S, D> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite, D: Default + Send + Sync + 'static> AsyncWrite for WsIo<S, D> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().write {
+            WsWrite::Direct(write) => Pin::new(write).poll_write(cx, buf),
+            WsWrite::Queued(socket) => {
+                // tungstenite hands over whole frames in one call, as every call is accepted
+                // whole. With the queue full they are dropped: the heartbeat ping cannot be
+                // queued either, so the session is closed at its next ping.
+                if let Ok(permit) = socket.queue.try_reserve() {
+                    permit.send(Outgoing::Raw(Bytes::copy_from_slice(buf)));
+                }
+                Poll::Ready(Ok(buf.len()))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().write {
+            WsWrite::Direct(write) => Pin::new(write).poll_flush(cx),
+            WsWrite::Queued(_) => Poll::Ready(Ok(())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().write {
+            WsWrite::Direct(write) => Pin::new(write).poll_shutdown(cx),
+            WsWrite::Queued(_) => Poll::Ready(Ok(())),
+        }
+    }
+}
 
 /// An upgraded HTTP connection.
 type UpgradedIo = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
@@ -168,7 +250,8 @@ where
         .max_message_size(Some(engine.config.ws_max_message_size))
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
-    let ws_init = move || WebSocketStream::from_raw_socket(conn, Role::Server, Some(ws_config));
+    let ws_init =
+        move || WebSocketStream::from_raw_socket(WsIo::new(conn), Role::Server, Some(ws_config));
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -176,7 +259,7 @@ where
             Some(socket) => {
                 let mut ws = ws_init().await;
 
-                let upgrade_fut = upgrade_handshake::<H, S>(&socket, &mut ws);
+                let upgrade_fut = upgrade_handshake::<H, _>(&socket, &mut ws);
                 match tokio::time::timeout(engine.config.upgrade_timeout, upgrade_fut)
                     .with_cancellation_token(&socket.cancellation_token)
                     .await
@@ -217,18 +300,18 @@ where
 async fn run_ws<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
     socket: Arc<Socket<H::Data>>,
-    ws: WebSocketStream<S>,
+    mut ws: WebSocketStream<WsIo<S, H::Data>>,
 ) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, rx) = ws.split();
-
     // Pipe between the socket's packet queue and the websocket.
-    tokio::spawn(forward_to_socket::<H, S>(socket.clone(), tx));
+    if let Some(write) = ws.get_mut().take_writer(socket.clone()) {
+        tokio::spawn(forward_to_socket(socket.clone(), write));
+    }
 
     // Pipe between the websocket and the socket.
-    match forward_to_handler(engine, rx, &socket)
+    match forward_to_handler(engine, &mut ws, &socket)
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
@@ -256,13 +339,13 @@ where
 /// Forwards all packets received from a websocket to a EngineIo [`Socket`]
 async fn forward_to_handler<H: EngineIoHandler, S>(
     engine: &Arc<EngineIo<H>>,
-    mut rx: SplitStream<WebSocketStream<S>>,
+    ws: &mut WebSocketStream<WsIo<S, H::Data>>,
     socket: &Arc<Socket<H::Data>>,
 ) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    while let Some(msg) = rx.try_next().await? {
+    while let Some(msg) = ws.try_next().await? {
         match msg {
             Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
                 Packet::Close => {
@@ -306,14 +389,22 @@ where
     Ok(())
 }
 
+/// A batch of frames is written once it reaches this size, even if more are queued.
+const MAX_WRITE_BATCH: usize = 64 * 1024;
+/// A batch buffer that grew beyond this is freed after its write, so that an idle session
+/// does not keep the size of its largest burst.
+const RETAINED_BATCH: usize = 512;
+/// A websocket close frame without a status, as tungstenite's `close(None)` sends.
+const CLOSE_FRAME: [u8; 2] = [0x88, 0x00];
+
 /// Forwards all packets waiting to be sent to the websocket
 ///
-/// The websocket stream is flushed only when the packet queue is drained
-async fn forward_to_socket<H: EngineIoHandler, S>(
-    socket: Arc<Socket<H::Data>>,
-    mut tx: SplitSink<WebSocketStream<S>, Message>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+/// Frames queued together are written together, in one write once the queue is drained (or
+/// the batch is full). A broadcast message arrives already framed, so writing it is a copy.
+async fn forward_to_socket<D, S>(socket: Arc<Socket<D>>, mut write: WriteHalf<S>)
+where
+    D: Default + Send + Sync + 'static,
+    S: AsyncRead + AsyncWrite + Send + 'static,
 {
     // A polling request that was in progress during the upgrade may still hold the lock.
     let lock = socket.internal_rx.lock();
@@ -326,83 +417,49 @@ async fn forward_to_socket<H: EngineIoHandler, S>(
         return;
     };
 
+    let mut batch = Vec::new();
+    let mut close_written = false;
     // Forward queued packets until the queue is closed or the session is cancelled. The
     // cancellation combinator polls the queue first, so a queued close packet is still written.
-    while let Some(Some(mut outgoing)) = socket
+    while let Some(Some(first)) = socket
         .queue
         .recv()
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
-        loop {
-            match outgoing {
-                Outgoing::Encoded(text) => feed(&mut tx, &socket, text_message(text)).await,
-                Outgoing::Packets(packets) => {
-                    for packet in *packets {
-                        if let Some(msg) = ws_message(socket.protocol, packet) {
-                            feed(&mut tx, &socket, msg).await;
-                        }
-                    }
-                }
-            }
-            match socket.queue.try_recv() {
-                Some(next) => outgoing = next,
-                None => break,
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            // tungstenite's reply to the client's close frame ends the websocket.
+            close_written |=
+                matches!(&outgoing, Outgoing::Raw(bytes) if bytes.first() == Some(&CLOSE_FRAME[0]));
+            outgoing.write_frames(socket.protocol, &mut batch);
+            if batch.len() < MAX_WRITE_BATCH {
+                next = socket.queue.try_recv();
             }
         }
-
-        #[cfg(feature = "tracing")]
-        tracing::trace!(sid = %socket.id, "ws flush");
-        tx.flush().await.ok();
+        if let Err(_e) = write_all(&mut write, &batch).await {
+            #[cfg(feature = "tracing")]
+            tracing::debug!("[sid={}] error sending packets: {}", socket.id, _e);
+        }
+        batch.clear();
+        if batch.capacity() > RETAINED_BATCH {
+            batch = Vec::new();
+        }
     }
 
     #[cfg(feature = "tracing")]
-    tracing::trace!(sid = %socket.id, "ws closing flush");
+    tracing::trace!(sid = %socket.id, "ws closing");
 
-    tx.flush().await.ok();
-    tx.close().await.ok();
-}
-
-/// Buffers `msg` in the websocket sink; an error only ends up in the debug log, as the reader
-/// side sees the broken connection and closes the session.
-async fn feed<D: Default + Send + Sync + 'static, S>(
-    tx: &mut SplitSink<WebSocketStream<S>, Message>,
-    _socket: &Socket<D>,
-    msg: Message,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    if let Err(_e) = tx.feed(msg).await {
-        #[cfg(feature = "tracing")]
-        tracing::debug!("[sid={}] error sending packet: {}", _socket.id, _e);
+    if !close_written {
+        write_all(&mut write, &CLOSE_FRAME).await.ok();
     }
 }
 
-/// The text message of an encoded Engine.IO packet.
-fn text_message(text: Str) -> Message {
-    // SAFETY: a `Str` is valid UTF-8.
-    Message::Text(unsafe { tungstenite::Utf8Bytes::from_bytes_unchecked(text.into()) })
+async fn write_all<S: AsyncWrite>(write: &mut WriteHalf<S>, bytes: &[u8]) -> io::Result<()> {
+    write.write_all(bytes).await?;
+    write.flush().await
 }
 
-/// The websocket message that carries `packet`, if it is written at all.
-fn ws_message(protocol: ProtocolVersion, packet: Packet) -> Option<Message> {
-    match packet {
-        Packet::Binary(bin) | Packet::BinaryV3(bin) if protocol == ProtocolVersion::V3 => {
-            // v3 protocol requires packet type as the first byte.
-            // This requires a new buffer. This is OK as it is only for the V3 protocol.
-            let mut buff = Vec::with_capacity(bin.len() + 1);
-            buff.push(0x04);
-            buff.extend(bin);
-            Some(Message::Binary(buff.into()))
-        }
-        Packet::Binary(bin) | Packet::BinaryV3(bin) => Some(Message::Binary(bin)),
-        // A Noop Packet maybe sent by the server to upgrade from a polling connection
-        // In the case that the packet was not poll in time it will remain in the buffer and therefore
-        // it should be discarded here
-        Packet::Noop => None,
-        packet => Some(Message::Text(String::from(packet).into())),
-    }
-}
 /// Send a Engine.IO [`OpenPacket`] to initiate a websocket connection
 async fn init_handshake<S>(
     sid: Sid,
@@ -519,7 +576,6 @@ fn ws_bytes_to_str(bytes: tungstenite::Utf8Bytes) -> Str {
 mod tests {
     use std::time::Duration;
 
-    use bytes::Bytes;
     use futures_util::StreamExt;
     use http::Request;
     use tokio::io::DuplexStream;
@@ -527,16 +583,6 @@ mod tests {
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(1);
-
-    #[derive(Debug)]
-    struct StubHandler;
-    impl EngineIoHandler for StubHandler {
-        type Data = ();
-        fn on_connect(self: Arc<Self>, _: Arc<Socket<()>>) {}
-        fn on_disconnect(&self, _: Arc<Socket<()>>, _: DisconnectReason) {}
-        fn on_message(self: &Arc<Self>, _: Str, _: Arc<Socket<()>>) {}
-        fn on_binary(self: &Arc<Self>, _: Bytes, _: Arc<Socket<()>>) {}
-    }
 
     fn socket() -> Arc<Socket<()>> {
         Arc::new(Socket::new(
@@ -549,10 +595,12 @@ mod tests {
         ))
     }
 
-    async fn ws_pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
+    /// The server's write half, and the client's websocket.
+    async fn ws_pair() -> (WriteHalf<DuplexStream>, WebSocketStream<DuplexStream>) {
         let (server, client) = tokio::io::duplex(1024);
+        let (_, write) = tokio::io::split(server);
         (
-            WebSocketStream::from_raw_socket(server, Role::Server, None).await,
+            write,
             WebSocketStream::from_raw_socket(client, Role::Client, None).await,
         )
     }
@@ -561,11 +609,10 @@ mod tests {
     #[tokio::test]
     async fn writer_waits_for_the_lock_of_a_polling_request() {
         let socket = socket();
-        let (server, mut client) = ws_pair().await;
-        let (tx, _rx) = server.split();
+        let (tx, mut client) = ws_pair().await;
 
         let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
+        let writer = tokio::spawn(forward_to_socket(socket.clone(), tx));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!writer.is_finished(), "the writer should wait for the lock");
 
@@ -582,11 +629,10 @@ mod tests {
     #[tokio::test]
     async fn writer_waiting_for_the_lock_stops_with_the_session() {
         let socket = socket();
-        let (server, _client) = ws_pair().await;
-        let (tx, _rx) = server.split();
+        let (tx, _client) = ws_pair().await;
 
         let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket::<StubHandler, _>(socket.clone(), tx));
+        let writer = tokio::spawn(forward_to_socket(socket.clone(), tx));
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         socket.cancellation_token.cancel();
