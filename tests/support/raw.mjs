@@ -117,9 +117,8 @@ export class PollingSession {
     session.sid = JSON.parse(handshake.body.slice(1)).sid;
     const connect = await session.post("40");
     if (connect.status !== 200) throw new Error(`namespace connect failed: ${connect.status} ${connect.body}`);
-    // The first GET may carry only the heartbeat ping socketioxide sends right after the handshake.
-    const packets = [];
-    for (let i = 0; i < 5 && !packets.some((p) => p.startsWith("40")); i++) packets.push(...(await session.poll()));
+    // The first heartbeat ping is a ping interval away, so the first GET carries the answer.
+    const packets = await session.poll();
     if (!packets.some((p) => p.startsWith("40"))) throw new Error(`no CONNECT answer: ${JSON.stringify(packets)}`);
     return session;
   }
