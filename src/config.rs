@@ -145,6 +145,16 @@ pub struct Config {
     #[arg(long, env = "IORELAY_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
 
+    /// Threads that serve connections; 0 runs one per CPU the process may use, and 1 runs
+    /// the single-threaded scheduler.
+    #[arg(
+        long,
+        env = "IORELAY_WORKER_THREADS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u16).range(..=1024)
+    )]
+    pub worker_threads: u16,
+
     /// Log line format.
     #[arg(long, env = "IORELAY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -11,7 +11,8 @@
 //! - [`adapter`] shares rooms: in memory on one node, or over Redis pub/sub between nodes;
 //! - [`http`] serves health and the web page on the same port;
 //! - [`plain_ws`] serves plain WebSocket clients on the same port, in the rooms of `/`;
-//! - [`heap`] hands memory back to the system after waves of sessions end.
+//! - [`heap`] hands memory back to the system after waves of sessions end;
+//! - [`runtime`] sizes the async runtime all of the above run on.
 
 pub mod adapter;
 pub mod app;
@@ -21,6 +22,7 @@ pub mod heap;
 pub mod http;
 pub mod plain_ws;
 pub mod realtime;
+pub mod runtime;
 pub mod shutdown;
 pub mod telemetry;
 

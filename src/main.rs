@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use iorelay::{Config, shutdown, telemetry};
+use iorelay::{Config, runtime, shutdown, telemetry};
 
 fn main() -> ExitCode {
     let config = match Config::parse().validated() {
@@ -15,7 +15,11 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
-    match run(config) {
+    let threads = runtime::worker_threads(config.worker_threads);
+    let result = runtime::build(threads)
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run(config, threads)));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -25,15 +29,20 @@ fn main() -> ExitCode {
     }
 }
 
-#[tokio::main]
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, threads: usize) -> anyhow::Result<()> {
     let address = SocketAddr::new(config.host, config.port());
     let listener =
         iorelay::app::listen(address).with_context(|| format!("cannot listen on {address}"))?;
     let local = listener
         .local_addr()
         .context("listening socket has no address")?;
-    tracing::info!(address = %local, path = %config.path, profile = ?config.profile, "listening");
+    tracing::info!(
+        address = %local,
+        path = %config.path,
+        profile = ?config.profile,
+        threads,
+        "listening"
+    );
     iorelay::serve(listener, config, shutdown::signal()).await?;
     Ok(())
 }

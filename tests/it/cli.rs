@@ -16,8 +16,9 @@ fn run(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn invalid_values_exit_2_naming_the_option() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--port", "70000"], "--port"),
+        (&["--worker-threads", "5000"], "--worker-threads"),
         (&["--ping-timeout-ms", "0"], "--ping-timeout-ms"),
         (&["--ping-interval-ms", "soon"], "--ping-interval-ms"),
         (&["--transports", "carrier-pigeon"], "--transports"),

@@ -147,6 +147,17 @@ impl ServerProcess {
             .expect("VmRSS line")
     }
 
+    /// Threads the process runs.
+    pub fn threads(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Threads:"))
+            .and_then(|value| value.trim().parse().ok())
+            .expect("Threads line")
+    }
+
     /// `connections` from `/healthz`.
     pub async fn connections(&self) -> u64 {
         let health: serde_json::Value = reqwest::get(format!("{}/healthz", self.url()))

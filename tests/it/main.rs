@@ -11,3 +11,4 @@ mod limits;
 mod plain_ws;
 mod redis_server;
 mod resilience;
+mod runtime;
