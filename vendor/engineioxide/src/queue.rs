@@ -151,6 +151,44 @@ impl PacketQueue {
         inner.volatile.take()
     }
 
+    /// Hands waiting entries to `take` under one lock, in the order [`try_recv`] would, until
+    /// it returns false or none is left; returns how many it took.
+    ///
+    /// A writer woken for many entries pays for the lock and the count once, not per entry.
+    ///
+    /// [`try_recv`]: Self::try_recv
+    pub(crate) fn try_recv_many(&self, mut take: impl FnMut(Outgoing) -> bool) -> usize {
+        let mut inner = self.lock();
+        let mut buffered = 0;
+        let mut wants_more = true;
+        while wants_more {
+            let Some(packets) = inner.buffered.pop_front() else {
+                break;
+            };
+            buffered += 1;
+            wants_more = take(packets);
+        }
+        if inner.buffered.is_empty() && inner.buffered.capacity() > RETAINED_SLOTS {
+            inner.buffered = VecDeque::new();
+        }
+        let volatile = if wants_more && inner.buffered.is_empty() {
+            inner.volatile.take()
+        } else {
+            None
+        };
+        drop(inner);
+        if buffered > 0 {
+            self.taken.fetch_sub(buffered, Ordering::AcqRel);
+        }
+        match volatile {
+            Some(packets) => {
+                take(packets);
+                buffered + 1
+            }
+            None => buffered,
+        }
+    }
+
     /// Polls for the next entry; `None` once the queue is closed and drained.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Outgoing>> {
         if let Some(packets) = self.try_recv() {
@@ -249,6 +287,44 @@ mod tests {
         assert!(matches!(first_packet(queue.try_recv()), Packet::Ping));
         assert!(matches!(first_packet(queue.try_recv()), Packet::Noop));
         assert!(queue.try_recv().is_none());
+    }
+
+    #[test]
+    fn many_are_taken_in_order_until_the_taker_is_full() {
+        let queue = PacketQueue::new(4);
+        assert!(queue.send_volatile(Outgoing::packet(Packet::Noop)));
+        queue.try_send(ping()).unwrap();
+        queue.try_send(Outgoing::packet(Packet::Pong)).unwrap();
+        queue.try_send(ping()).unwrap();
+        let mut taken = Vec::new();
+        let count = queue.try_recv_many(|outgoing| {
+            taken.push(first_packet(Some(outgoing)));
+            taken.len() < 2
+        });
+        assert_eq!(count, 2);
+        assert!(matches!(taken[..], [Packet::Ping, Packet::Pong]));
+        // The two places taken are free again; the third entry and the volatile one wait.
+        for _ in 0..3 {
+            queue.try_send(ping()).unwrap();
+        }
+        assert!(matches!(queue.try_reserve(), Err(TrySendError::Full(()))));
+        taken.clear();
+        let count = queue.try_recv_many(|outgoing| {
+            taken.push(first_packet(Some(outgoing)));
+            true
+        });
+        assert_eq!(count, 5);
+        assert!(matches!(
+            taken[..],
+            [
+                Packet::Ping,
+                Packet::Ping,
+                Packet::Ping,
+                Packet::Ping,
+                Packet::Noop
+            ]
+        ));
+        assert_eq!(queue.try_recv_many(|_| true), 0);
     }
 
     #[test]

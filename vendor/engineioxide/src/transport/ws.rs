@@ -427,15 +427,15 @@ where
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
-        let mut next = Some(first);
-        while let Some(outgoing) = next.take() {
+        let mut append = |outgoing: Outgoing| {
             // tungstenite's reply to the client's close frame ends the websocket.
             close_written |=
                 matches!(&outgoing, Outgoing::Raw(bytes) if bytes.first() == Some(&CLOSE_FRAME[0]));
             outgoing.write_frames(socket.protocol, &mut batch);
-            if batch.len() < MAX_WRITE_BATCH {
-                next = socket.queue.try_recv();
-            }
+            batch.len() < MAX_WRITE_BATCH
+        };
+        if append(first) {
+            socket.queue.try_recv_many(append);
         }
         if let Err(_e) = write_all(&mut write, &batch).await {
             #[cfg(feature = "tracing")]
