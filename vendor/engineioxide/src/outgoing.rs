@@ -1,6 +1,4 @@
 //! What waits in a session's queue on its way to the client.
-use std::cell::RefCell;
-
 use bytes::Bytes;
 use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str};
 use smallvec::{SmallVec, smallvec};
@@ -8,54 +6,23 @@ use smallvec::{SmallVec, smallvec};
 /// One entry of a session's packet queue.
 #[derive(Debug)]
 pub(crate) enum Outgoing {
-    /// A message encoded as an Engine.IO text packet (`4` and the message, the same in both
-    /// protocol versions) inside a websocket text frame: written as it is to a websocket, turned
-    /// back into a [`Packet::Message`] for a polling request.
-    Text(TextFrame),
+    /// A message, queued as the socket was handed it: a broadcast gives every member a clone
+    /// of the same bytes, so queueing it costs no copy. It is framed as it is written: a
+    /// websocket text frame holding the Engine.IO message packet (`4` and the message, the same
+    /// in both protocol versions).
+    Message(Str),
     /// Packets to encode on the way out; adjacent ones are written together.
     Packets(Box<PacketBuf>),
     /// Websocket bytes written as they are: the websocket layer's own control frames.
     Raw(Bytes),
 }
 
-/// A websocket text frame holding an Engine.IO message packet.
-#[derive(Debug, Clone)]
-pub(crate) struct TextFrame {
-    frame: Bytes,
-    /// Length of the websocket frame header before the packet.
-    header: u8,
-}
-
-impl TextFrame {
-    fn new(packet: &str) -> Self {
-        let mut frame = Vec::with_capacity(packet.len() + MAX_HEADER);
-        push_header(&mut frame, OPCODE_TEXT, packet.len());
-        let header = frame.len() as u8;
-        frame.extend_from_slice(packet.as_bytes());
-        TextFrame {
-            frame: frame.into(),
-            header,
-        }
-    }
-
-    /// The whole frame, header included.
-    pub(crate) fn frame(&self) -> &[u8] {
-        &self.frame
-    }
-
-    /// The Engine.IO packet inside the frame (`4` and the message).
-    pub(crate) fn packet(&self) -> Str {
-        // SAFETY: the bytes after the header were copied from a `&str`.
-        unsafe { Str::from_bytes_unchecked(self.frame.slice(usize::from(self.header)..)) }
-    }
-}
-
 /// Websocket opcode of a text frame.
 const OPCODE_TEXT: u8 = 0x1;
 /// Websocket opcode of a binary frame.
 const OPCODE_BINARY: u8 = 0x2;
-/// The longest header of an unmasked websocket frame.
-const MAX_HEADER: usize = 10;
+/// Engine.IO packet type of a message.
+const MESSAGE_TYPE: u8 = b'4';
 
 /// Appends the header of a final, unmasked (server to client) websocket frame.
 fn push_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
@@ -77,38 +44,10 @@ fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-thread_local! {
-    /// The last message encoded on this thread, and its frame.
-    static LAST_ENCODED: RefCell<Option<(Str, TextFrame)>> = const { RefCell::new(None) };
-}
-
 impl Outgoing {
     /// The queue entry for a message.
-    ///
-    /// A broadcast hands every member a clone of the same message, one after the other on the
-    /// same thread, so the encoding of the last message is kept and reused when the next one is
-    /// the very same bytes: one encoding per broadcast instead of one per member. Holding the
-    /// last message keeps its buffer alive, so equal address and length mean equal bytes.
     pub(crate) fn message(msg: Str) -> Self {
-        let reused = LAST_ENCODED.with(|last| {
-            let last = last.try_borrow().ok()?;
-            let (original, encoded) = last.as_ref()?;
-            (original.as_ptr() == msg.as_ptr() && original.len() == msg.len())
-                .then(|| encoded.clone())
-        });
-        if let Some(encoded) = reused {
-            return Outgoing::Text(encoded);
-        }
-        let mut text = String::with_capacity(msg.len() + 1);
-        text.push('4');
-        text.push_str(&msg);
-        let encoded = TextFrame::new(&text);
-        LAST_ENCODED.with(|last| {
-            if let Ok(mut last) = last.try_borrow_mut() {
-                *last = Some((msg, encoded.clone()));
-            }
-        });
-        Outgoing::Text(encoded)
+        Outgoing::Message(msg)
     }
 
     /// The queue entry for one packet.
@@ -127,8 +66,7 @@ impl Outgoing {
     /// The packets of this entry, for a transport that encodes them itself.
     pub(crate) fn into_packets(self) -> PacketBuf {
         match self {
-            // The packet starts with its one-byte type.
-            Outgoing::Text(text) => smallvec![Packet::Message(text.packet().slice(1..))],
+            Outgoing::Message(msg) => smallvec![Packet::Message(msg)],
             Outgoing::Packets(packets) => *packets,
             // Websocket control frames mean nothing to another transport.
             Outgoing::Raw(_) => SmallVec::new(),
@@ -138,7 +76,11 @@ impl Outgoing {
     /// Appends this entry's websocket frames to `out`.
     pub(crate) fn write_frames(self, protocol: ProtocolVersion, out: &mut Vec<u8>) {
         match self {
-            Outgoing::Text(text) => out.extend_from_slice(text.frame()),
+            Outgoing::Message(msg) => {
+                push_header(out, OPCODE_TEXT, msg.len() + 1);
+                out.push(MESSAGE_TYPE);
+                out.extend_from_slice(msg.as_bytes());
+            }
             Outgoing::Raw(bytes) => out.extend_from_slice(&bytes),
             Outgoing::Packets(packets) => {
                 for packet in *packets {
@@ -169,13 +111,6 @@ impl Outgoing {
 mod tests {
     use super::*;
 
-    fn encoded(outgoing: &Outgoing) -> Str {
-        match outgoing {
-            Outgoing::Text(text) => text.packet(),
-            other => panic!("expected an encoded message, got {other:?}"),
-        }
-    }
-
     fn frames(outgoing: Outgoing, protocol: ProtocolVersion) -> Vec<u8> {
         let mut out = Vec::new();
         outgoing.write_frames(protocol, &mut out);
@@ -183,36 +118,21 @@ mod tests {
     }
 
     #[test]
-    fn a_message_is_encoded_as_a_text_packet_and_decodes_back() {
-        let outgoing = Outgoing::message(Str::from("2[\"chat\",\"hi\"]".to_string()));
-        assert_eq!(encoded(&outgoing).as_str(), "42[\"chat\",\"hi\"]");
-        let packets = outgoing.into_packets();
-        assert_eq!(packets.len(), 1);
-        assert!(
-            matches!(&packets[0], Packet::Message(msg) if msg.as_str() == "2[\"chat\",\"hi\"]")
-        );
-    }
-
-    #[test]
-    fn clones_of_one_message_share_one_encoding() {
-        let msg = Str::from("2[\"chat\",\"to all\"]".to_string());
-        let first = Outgoing::message(msg.clone());
-        let second = Outgoing::message(msg.clone());
-        assert_eq!(encoded(&first).as_ptr(), encoded(&second).as_ptr());
+    fn a_message_is_framed_as_a_text_packet_and_stays_a_message_for_polling() {
+        let msg = Str::from("2[\"chat\",\"hi\"]".to_string());
+        let mut expected = vec![0x81, 15, b'4'];
+        expected.extend_from_slice(msg.as_bytes());
         assert_eq!(
-            frames(first, ProtocolVersion::V4),
-            frames(second, ProtocolVersion::V4)
+            frames(Outgoing::message(msg.clone()), ProtocolVersion::V4),
+            expected
         );
-    }
-
-    #[test]
-    fn a_different_message_with_the_same_text_is_encoded_on_its_own() {
-        let first = Outgoing::message(Str::from("2[\"a\"]".to_string()));
-        let second = Outgoing::message(Str::from("2[\"b\"]".to_string()));
-        let third = Outgoing::message(Str::from("2[\"a\"]".to_string()));
-        assert_eq!(encoded(&first).as_str(), "42[\"a\"]");
-        assert_eq!(encoded(&second).as_str(), "42[\"b\"]");
-        assert_eq!(encoded(&third).as_str(), "42[\"a\"]");
+        assert_eq!(
+            frames(Outgoing::message(msg.clone()), ProtocolVersion::V3),
+            expected,
+            "a message is the same packet in both versions"
+        );
+        let packets = Outgoing::message(msg.clone()).into_packets();
+        assert!(matches!(&packets[..], [Packet::Message(m)] if m.as_ptr() == msg.as_ptr()));
     }
 
     #[test]
