@@ -5,6 +5,10 @@
 pub use engineioxide_core::{ProtocolVersion, Str, TransportType};
 pub use socket::{DisconnectReason, Socket};
 
+/// Cache prefetch hint, for a broadcast that walks many sockets.
+#[doc(hidden)]
+pub use queue::prefetch;
+
 #[doc(hidden)]
 #[cfg(feature = "__test_harness")]
 pub use engineioxide_core::{OpenPacket, Packet, PacketParseError};

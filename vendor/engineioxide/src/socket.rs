@@ -432,6 +432,22 @@ where
         Ok(Permit { inner: permit })
     }
 
+    /// Starts loading what [`reserve`](Self::reserve) and sending touch, for a caller about to
+    /// send to many sockets in turn. A hint: it changes nothing.
+    #[doc(hidden)]
+    #[inline]
+    pub fn prefetch_queue(&self) {
+        self.queue.prefetch();
+    }
+
+    /// Starts loading where the next queued packet goes; best called after
+    /// [`prefetch_queue`](Self::prefetch_queue) has had time to load the queue. A hint.
+    #[doc(hidden)]
+    #[inline]
+    pub fn prefetch_next_slot(&self) {
+        self.queue.prefetch_next_slot();
+    }
+
     /// Emits a message to the client.
     ///
     /// If the transport is in websocket mode, the message is directly sent as a text frame.

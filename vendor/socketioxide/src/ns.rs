@@ -280,6 +280,9 @@ trait InnerEmitter: Send + Sync + 'static {
     fn disconnect_many(&self, sids: Vec<Sid>) -> Result<(), Vec<SocketError>>;
 }
 
+/// How many members apart the steps of a broadcast's memory prefetching are.
+const PREFETCH_DISTANCE: usize = 4;
+
 impl<A: Adapter> InnerEmitter for Namespace<A> {
     fn get_remote_sockets(&self, sids: BroadcastIter<'_>, uid: Uid) -> Vec<RemoteSocketData> {
         let sockets = self.sockets.read().unwrap();
@@ -303,10 +306,26 @@ impl<A: Adapter> InnerEmitter for Namespace<A> {
 
     fn send_many(&self, sids: BroadcastIter<'_>, data: Value) -> Result<(), Vec<SocketError>> {
         let sockets = self.sockets.read().unwrap();
-        let errs: Vec<SocketError> = sids
-            .filter_map(|sid| sockets.get(&sid))
-            .filter_map(|socket| socket.send_raw(data.clone()).err())
-            .collect();
+        // Looked up first: with no send in between, the lookups' memory loads overlap.
+        let members: Vec<&Arc<Socket<A>>> = sids.filter_map(|sid| sockets.get(&sid)).collect();
+        let mut errs = Vec::new();
+        for (i, socket) in members.iter().enumerate() {
+            // Each send waits on its member's memory (the socket, its queue, the queue's next
+            // place), one pointer after the other. Loading them for the members a few places
+            // ahead, one step of the chain per distance, overlaps those waits.
+            if let Some(ahead) = members.get(i + 3 * PREFETCH_DISTANCE) {
+                ahead.prefetch_engine_socket();
+            }
+            if let Some(ahead) = members.get(i + 2 * PREFETCH_DISTANCE) {
+                ahead.esocket().prefetch_queue();
+            }
+            if let Some(ahead) = members.get(i + PREFETCH_DISTANCE) {
+                ahead.esocket().prefetch_next_slot();
+            }
+            if let Err(err) = socket.send_raw(data.clone()) {
+                errs.push(err);
+            }
+        }
         if errs.is_empty() { Ok(()) } else { Err(errs) }
     }
 

@@ -743,6 +743,19 @@ impl<A: Adapter> Socket<A> {
         permit.send(packet, self.parser);
         Ok(())
     }
+
+    /// The engine socket this socket sends through.
+    #[inline]
+    pub(crate) fn esocket(&self) -> &engineioxide::Socket<SocketData<A>> {
+        &self.esocket
+    }
+
+    /// Starts loading the field that leads to the engine socket. A hint.
+    #[inline]
+    pub(crate) fn prefetch_engine_socket(&self) {
+        engineioxide::prefetch(&self.esocket);
+    }
+
     pub(crate) fn send_raw(&self, value: Value) -> Result<(), SocketError> {
         let permit = self.reserve()?;
         permit.send_raw(value);
