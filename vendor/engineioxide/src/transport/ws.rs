@@ -418,6 +418,8 @@ where
     };
 
     let mut batch = Vec::new();
+    // Size of the last batch written: the likely size of the next one.
+    let mut next_batch = 0;
     let mut close_written = false;
     // Forward queued packets until the queue is closed or the session is cancelled. The
     // cancellation combinator polls the queue first, so a queued close packet is still written.
@@ -427,6 +429,7 @@ where
         .with_cancellation_token(&socket.cancellation_token)
         .await
     {
+        batch.reserve(next_batch);
         let mut append = |outgoing: Outgoing| {
             // tungstenite's reply to the client's close frame ends the websocket.
             close_written |=
@@ -441,10 +444,14 @@ where
             #[cfg(feature = "tracing")]
             tracing::debug!("[sid={}] error sending packets: {}", socket.id, _e);
         }
+        // A busy session is sized for its next batch at once rather than growing a buffer
+        // from empty, copying at each doubling.
+        let written = batch.len();
         batch.clear();
         if batch.capacity() > RETAINED_BATCH {
             batch = Vec::new();
         }
+        next_batch = written.min(MAX_WRITE_BATCH);
     }
 
     #[cfg(feature = "tracing")]
