@@ -138,24 +138,23 @@ impl ServerProcess {
 
     /// Resident memory of the process, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("process status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS line")
+        self.status_number("VmRSS:")
     }
 
     /// Threads the process runs.
     pub fn threads(&self) -> u64 {
+        self.status_number("Threads:")
+    }
+
+    /// The number on the `/proc/PID/status` line that starts with `field`, without its unit.
+    fn status_number(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("process status");
         status
             .lines()
-            .find_map(|line| line.strip_prefix("Threads:"))
-            .and_then(|value| value.trim().parse().ok())
-            .expect("Threads line")
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no number on the {field} line"))
     }
 
     /// `connections` from `/healthz`.
