@@ -162,23 +162,18 @@ impl PacketQueue {
 
     /// Takes the next entry without waiting: buffered ones first, then the volatile one.
     pub(crate) fn try_recv(&self) -> Option<Outgoing> {
-        let mut inner = self.lock();
-        if let Some(packets) = inner.buffered.pop_front() {
-            Self::after_taking(&mut inner.buffered);
-            self.note_next_slot(&inner.buffered);
-            drop(inner);
-            self.taken.fetch_sub(1, Ordering::AcqRel);
-            return Some(packets);
-        }
-        inner.volatile.take()
+        let mut next = None;
+        self.try_recv_many(|packets| {
+            next = Some(packets);
+            false
+        });
+        next
     }
 
-    /// Hands waiting entries to `take` under one lock, in the order [`try_recv`] would, until
-    /// it returns false or none is left; returns how many it took.
+    /// Hands waiting entries to `take` under one lock, buffered ones first, then the volatile
+    /// one, until it returns false or none is left; returns how many it took.
     ///
     /// A writer woken for many entries pays for the lock and the count once, not per entry.
-    ///
-    /// [`try_recv`]: Self::try_recv
     pub(crate) fn try_recv_many(&self, mut take: impl FnMut(Outgoing) -> bool) -> usize {
         let mut inner = self.lock();
         let mut buffered = 0;
