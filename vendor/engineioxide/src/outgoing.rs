@@ -45,15 +45,10 @@ fn push_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
 }
 
 impl Outgoing {
-    /// The queue entry for a message.
-    pub(crate) fn message(msg: Str) -> Self {
-        Outgoing::Message(msg)
-    }
-
     /// The queue entry for one packet.
     pub(crate) fn packet(packet: Packet) -> Self {
         match packet {
-            Packet::Message(msg) => Outgoing::message(msg),
+            Packet::Message(msg) => Outgoing::Message(msg),
             packet => Outgoing::Packets(Box::new(smallvec![packet])),
         }
     }
@@ -123,15 +118,15 @@ mod tests {
         let mut expected = vec![0x81, 15, b'4'];
         expected.extend_from_slice(msg.as_bytes());
         assert_eq!(
-            frames(Outgoing::message(msg.clone()), ProtocolVersion::V4),
+            frames(Outgoing::Message(msg.clone()), ProtocolVersion::V4),
             expected
         );
         assert_eq!(
-            frames(Outgoing::message(msg.clone()), ProtocolVersion::V3),
+            frames(Outgoing::Message(msg.clone()), ProtocolVersion::V3),
             expected,
             "a message is the same packet in both versions"
         );
-        let packets = Outgoing::message(msg.clone()).into_packets();
+        let packets = Outgoing::Message(msg.clone()).into_packets();
         assert!(matches!(&packets[..], [Packet::Message(m)] if m.as_ptr() == msg.as_ptr()));
     }
 
@@ -139,7 +134,7 @@ mod tests {
     fn frames_carry_the_length_in_one_three_or_nine_bytes() {
         for (len, header) in [(0, vec![0x81, 0]), (124, vec![0x81, 124])] {
             let out = frames(
-                Outgoing::message(Str::from("x".repeat(len))),
+                Outgoing::Message(Str::from("x".repeat(len))),
                 ProtocolVersion::V4,
             );
             let mut expected = header;
@@ -150,13 +145,13 @@ mod tests {
             assert_eq!(out, expected, "message of {len} bytes");
         }
         let out = frames(
-            Outgoing::message(Str::from("y".repeat(300))),
+            Outgoing::Message(Str::from("y".repeat(300))),
             ProtocolVersion::V4,
         );
         assert_eq!(out[..4], [0x81, 126, 0x01, 0x2d]);
         assert_eq!(out.len(), 4 + 301);
         let out = frames(
-            Outgoing::message(Str::from("z".repeat(70_000))),
+            Outgoing::Message(Str::from("z".repeat(70_000))),
             ProtocolVersion::V4,
         );
         assert_eq!(out[..2], [0x81, 127]);

@@ -122,7 +122,7 @@ impl Permit<'_> {
     /// Consume the permit and emit a message to the client.
     #[inline]
     pub fn emit(self, msg: Str) {
-        self.inner.send(Outgoing::message(msg));
+        self.inner.send(Outgoing::Message(msg));
     }
     /// Consume the permit and emit a binary message to the client.
     #[inline]
@@ -513,7 +513,7 @@ where
     /// was dropped (the transport is shutting down).
     #[inline]
     pub fn emit_volatile(&self, msg: impl Into<Str>) -> bool {
-        self.queue.send_volatile(Outgoing::message(msg.into()))
+        self.queue.send_volatile(Outgoing::Message(msg.into()))
     }
 
     /// Try to send a volatile binary message bypassing the packet buffer.

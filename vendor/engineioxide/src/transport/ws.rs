@@ -400,7 +400,7 @@ const CLOSE_FRAME: [u8; 2] = [0x88, 0x00];
 /// Forwards all packets waiting to be sent to the websocket
 ///
 /// Frames queued together are written together, in one write once the queue is drained (or
-/// the batch is full). A broadcast message arrives already framed, so writing it is a copy.
+/// the batch is full). A message is framed as it is appended: its header, then its bytes.
 async fn forward_to_socket<D, S>(socket: Arc<Socket<D>>, mut write: WriteHalf<S>)
 where
     D: Default + Send + Sync + 'static,
