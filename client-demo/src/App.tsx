@@ -7,11 +7,15 @@ import { StatusTag } from "./components/StatusTag";
 import { TickerCard } from "./components/TickerCard";
 import { readInitialSettings } from "./lib/settings";
 import { useRelaySocket } from "./useRelaySocket";
+import { useServerHealth } from "./useServerHealth";
 
 export default function App() {
   const relay = useRelaySocket();
   const [initial] = useState(() => readInitialSettings(window.location.search));
   const { connect } = relay;
+  const endpoint = relay.state.endpoint;
+  // Read again on every new session: the server may have restarted with other settings.
+  const health = useServerHealth(endpoint?.origin ?? null, relay.state.socketId);
 
   useEffect(() => {
     if (initial.autoConnect) connect(initial.settings);
@@ -34,12 +38,17 @@ export default function App() {
       <Layout.Content className="app-content">
         <Row gutter={[16, 16]}>
           <Col xs={24} lg={12} xl={8}>
-            <ConnectionCard relay={relay} initial={initial.settings} />
+            <ConnectionCard relay={relay} initial={initial.settings} health={health} />
           </Col>
           <Col xs={24} lg={12} xl={8}>
             <Flex vertical gap={16}>
               <EchoCard relay={relay} />
-              <TickerCard socket={relay.socket} namespace={relay.state.endpoint?.namespace ?? null} />
+              <TickerCard
+                socket={relay.socket}
+                namespace={endpoint?.namespace ?? null}
+                connected={relay.state.status === "connected"}
+                tickIntervalMs={health?.tickIntervalMs}
+              />
             </Flex>
           </Col>
           <Col xs={24} lg={24} xl={8}>

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { AutoComplete, Button, Card, Descriptions, Flex, Form, Input, Select, Tag, Typography } from "antd";
 import type { ConnectionSettings, TransportChoice } from "../lib/endpoint";
 import type { InvalidSetting, RelaySocket } from "../useRelaySocket";
+import type { HealthReport } from "../useServerHealth";
 import { ProblemAlert } from "./ProblemAlert";
 import { ServerHealth } from "./ServerHealth";
 import { StatusTag } from "./StatusTag";
@@ -9,6 +10,7 @@ import { StatusTag } from "./StatusTag";
 interface Props {
   relay: RelaySocket;
   initial: ConnectionSettings;
+  health: HealthReport | null;
 }
 
 const namespaceOptions = [
@@ -22,7 +24,7 @@ const transportChoices: { value: TransportChoice; label: string }[] = [
   { value: "polling", label: "HTTP long-polling only" },
 ];
 
-export function ConnectionCard({ relay, initial }: Props) {
+export function ConnectionCard({ relay, initial, health }: Props) {
   const [form] = Form.useForm<ConnectionSettings>();
   const [invalid, setInvalid] = useState<InvalidSetting | null>(null);
   const { state } = relay;
@@ -110,11 +112,7 @@ export function ConnectionCard({ relay, initial }: Props) {
             {
               key: "server",
               label: "Server",
-              children: state.endpoint ? (
-                <ServerHealth origin={state.endpoint.origin} refreshKey={state.socketId} />
-              ) : (
-                "—"
-              ),
+              children: state.endpoint ? <ServerHealth health={health} /> : "—",
             },
           ]}
         />
