@@ -2,11 +2,11 @@
 //
 // Needs a built demo (`npm ci && npm run build` in client-demo/), the iorelay
 // binary (`cargo build`) and Chromium at /usr/bin/chromium (CHROMIUM_PATH
-// overrides it). Each test leaves a screenshot in tests/browser/screenshots/;
-// UPDATE_DEMO_SCREENSHOT=1 also refreshes client-demo/demo.png.
+// overrides it). Each test leaves a screenshot in tests/browser/screenshots/, and
+// one of them writes the README's picture, docs/images/demo.png.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -17,6 +17,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, "..", "..");
 const staticDir = path.join(repoRoot, "client-demo", "dist");
 const screenshotDir = path.join(here, "screenshots");
+const readmePicture = path.join(repoRoot, "docs", "images", "demo.png");
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const serverArgs = ["--static-dir", staticDir, "--tick-interval-ms", "300"];
 
@@ -182,6 +183,53 @@ test("ticker rows appear, newest first, with the browser delay", async () => {
   });
 });
 
+/** Runs `body` with an iorelay of its own, started with `--tick-interval-ms tickIntervalMs`. */
+async function withTickingServer(tickIntervalMs, body) {
+  const own = await startIorelay({ args: ["--static-dir", staticDir, "--tick-interval-ms", String(tickIntervalMs)] });
+  try {
+    await body(own);
+  } finally {
+    await own.stop();
+  }
+}
+
+/** The number of seconds in the ticker card's "Next tick in" line. */
+async function secondsToNextTick(page) {
+  const text = (await page.getByTestId("ticker-schedule").textContent()).trim();
+  const match = /^Next tick in (?:at most )?(\d+) s \(every \d+(?:\.\d)? s\)$/.exec(text);
+  assert.ok(match, `a countdown to the next tick: ${JSON.stringify(text)}`);
+  return Number(match[1]);
+}
+
+test("the ticker card counts down to the next tick from the first second", async () => {
+  await withTickingServer(3000, async (own) => {
+    await withPages("ticker-countdown", { url: own.url }, async (page) => {
+      await waitForText(page, "status", /^connected$/);
+      // Before any tick the page only knows the interval, so the next tick is due within it.
+      await waitForText(page, "ticker-schedule", /^Next tick in (at most )?\d+ s \(every 3 s\)$/, 1000);
+      const first = await secondsToNextTick(page);
+      assert.ok(first >= 1 && first <= 3, `the first countdown starts within the interval: ${first} s`);
+
+      // A tick arrives within the interval; from then on the countdown runs from the last tick.
+      await waitForCount(page, "ticker-row", 1, 4000);
+      await waitForText(page, "ticker-schedule", /^Next tick in [1-3] s \(every 3 s\)$/, 1000);
+      await waitForText(page, "ticker-schedule", /^Next tick in 1 s \(every 3 s\)$/, 3000);
+      await waitForCount(page, "ticker-row", 2, 3000);
+      await waitForText(page, "ticker-schedule", /^Next tick in [23] s \(every 3 s\)$/, 1000);
+    });
+  });
+});
+
+test("the ticker card says when the server's ticker is off", async () => {
+  await withTickingServer(0, async (own) => {
+    await withPages("ticker-off", { url: own.url }, async (page) => {
+      await waitConnected(page);
+      await waitForText(page, "ticker-schedule", /^The ticker is off on this server$/, 1000);
+      assert.equal(await page.getByTestId("ticker-row").count(), 0);
+    });
+  });
+});
+
 test("an echo acknowledgement round-trips and shows its RTT", async () => {
   await withPages("echo-ack", {}, async (page) => {
     await waitConnected(page);
@@ -221,18 +269,6 @@ test("chat reaches the members of a room and nobody else", async () => {
     await carol.getByTestId("chat-tab-everyone").click();
     await carol.getByText("No message yet.").waitFor();
     assert.deepEqual(await chatTexts(carol), []);
-
-    // The picture of the README: a page in use, with a conversation, an echo and ticks.
-    await alice.getByTestId("echo-send").click();
-    await waitForCount(alice, "echo-rtt", 1);
-    await alice.getByTestId("message-send").click();
-    await waitForText(alice, "received-message", /"hi there"/);
-    await alice.getByTestId("room-ack").getByRole("button").click();
-    await alice.evaluate(() => document.activeElement?.blur());
-    await alice.mouse.move(0, 0);
-    const picture = process.env.UPDATE_DEMO_SCREENSHOT === "1" ? path.join(repoRoot, "client-demo", "demo.png") : path.join(screenshotDir, "demo.png");
-    await mkdir(path.dirname(picture), { recursive: true });
-    await alice.screenshot({ path: picture });
   });
 });
 
@@ -383,4 +419,41 @@ test("an acknowledgement that never comes is reported after 5 s", async () => {
     await page.getByTestId("echo-send").click();
     await waitForText(page, "echo-error", /did not acknowledge "echo" within 5 s/, 8000);
   });
+});
+
+test("the README picture shows the page in use", async () => {
+  const viewport = { width: 1280, height: 900 };
+  const started = Date.now();
+  // A short interval, so the picture shows ticks and a countdown between two of them.
+  await withTickingServer(2000, async (own) => {
+    await withPages("readme-picture", { count: 2, url: own.url, viewport }, async (alice, bob) => {
+      await Promise.all([alice, bob].map((page) => waitConnected(page)));
+      await Promise.all([alice, bob].map((page) => joinRoom(page, "lobby")));
+      await sendChat(bob, "hi, anyone in the lobby?");
+      await waitForText(alice, "chat-text", /^hi, anyone in the lobby\?$/);
+      await sendChat(alice, "hello bob, alice here");
+      await waitForText(alice, "chat-text", /^hello bob, alice here$/);
+
+      await alice.getByTestId("echo-send").click();
+      await waitForCount(alice, "echo-rtt", 1);
+      await alice.getByTestId("message-send").click();
+      await waitForText(alice, "received-message", /"hi there"/);
+      await alice.getByTestId("room-ack").getByRole("button").click();
+      await alice.evaluate(() => document.activeElement?.blur());
+      await alice.mouse.move(0, 0);
+
+      // Taken just after a tick, when the countdown starts again from it.
+      const ticks = await waitForCount(alice, "ticker-row", 2, 6000);
+      await waitForCount(alice, "ticker-row", ticks + 1, 3000);
+      await waitForText(alice, "ticker-schedule", /^Next tick in \d s \(every 2 s\)$/, 1000);
+      await mkdir(path.dirname(readmePicture), { recursive: true });
+      await alice.screenshot({ path: readmePicture });
+    });
+  });
+
+  assert.ok((await stat(readmePicture)).mtimeMs >= started, `${readmePicture} was written by this run`);
+  const png = await readFile(readmePicture);
+  assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], "a PNG signature");
+  assert.equal(png.toString("latin1", 12, 16), "IHDR", "the PNG starts with its header chunk");
+  assert.deepEqual({ width: png.readUInt32BE(16), height: png.readUInt32BE(20) }, viewport);
 });
