@@ -6,12 +6,13 @@
 //! after every [`ENDED_BEFORE_TRIM`] sessions that end, and once more when handshakes stop
 //! coming, so a steady node never pays for it and a burst is cleaned up after its last session.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use crate::http::admission::Turnover;
-use crate::http::guard::Capacity;
+use crate::relay::Relay;
+use crate::relay::admission::Turnover;
 
 /// How often the session counts are looked at.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
@@ -22,7 +23,7 @@ pub const ENDED_BEFORE_TRIM: u64 = 1_000;
 pub const ENDED_BEFORE_QUIET_TRIM: u64 = 100;
 
 /// Starts the task that trims the heap after many sessions have ended.
-pub fn spawn_trimmer(capacity: Capacity) -> JoinHandle<()> {
+pub fn spawn_trimmer(relay: Arc<Relay>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut looks = tokio::time::interval(LOOK_EVERY);
         looks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -30,10 +31,7 @@ pub fn spawn_trimmer(capacity: Capacity) -> JoinHandle<()> {
         let mut ended_at_trim = 0;
         loop {
             looks.tick().await;
-            let now = capacity
-                .policy
-                .admissions
-                .turnover(capacity.live.as_ref(), Instant::now());
+            let now = relay.turnover(Instant::now());
             let ended = now.ended.saturating_sub(ended_at_trim);
             let quiet = now.admitted == previous.admitted;
             previous = now;

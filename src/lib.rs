@@ -1,30 +1,32 @@
 //! iorelay: a Socket.IO-compatible realtime server.
 //!
 //! A packet's way through the server:
-//! - [`http::guard`] refuses unlisted origins and unsupported protocol versions before a session
-//!   exists;
+//! - [`http`]'s guard refuses unlisted origins, unsupported protocol versions and handshakes
+//!   past the connection limit before a session exists;
 //! - socketioxide (mounted by [`app`]) speaks Engine.IO over long-polling and WebSocket and
-//!   decodes Socket.IO packets;
-//! - [`realtime`] registers each namespace's handlers (in a connect middleware, so none of a
-//!   client's first events is missed), which validate payloads ([`realtime::payload`],
-//!   [`realtime::room`]) and broadcast to rooms through the adapter;
+//!   decodes Socket.IO packets; [`plain_ws`] takes plain WebSocket clients on the same port;
+//! - [`socketio`] registers each namespace's handlers from the event table, and the plain
+//!   WebSocket session reads its frames against the same table;
+//! - both hand their work to the [`relay`] core: authentication, admission, the rate budget,
+//!   room names and messages, and the `Relay` service that delivers to local Socket.IO members,
+//!   local plain members and other nodes;
 //! - [`adapter`] shares rooms: in memory on one node, or over Redis pub/sub between nodes;
-//! - [`http`] serves health and the web page on the same port;
-//! - [`plain_ws`] serves plain WebSocket clients on the same port, in the rooms of `/`;
-//! - [`heap`] hands memory back to the system after waves of sessions end;
-//! - [`runtime`] sizes the async runtime all of the above run on.
+//! - [`server`] connects Redis, starts the ticker and the heap trimmer, serves and shuts down;
+//!   [`runtime`] sizes the async runtime all of the above run on.
 
-pub mod adapter;
+pub(crate) mod adapter;
 pub mod app;
 pub mod config;
-pub mod engine_echo;
-pub mod heap;
-pub mod http;
-pub mod plain_ws;
-pub mod realtime;
+pub(crate) mod engine_echo;
+pub(crate) mod heap;
+pub(crate) mod http;
+pub(crate) mod plain_ws;
+pub mod relay;
 pub mod runtime;
+pub mod server;
 pub mod shutdown;
+pub mod socketio;
 pub mod telemetry;
 
-pub use app::{App, build, serve};
 pub use config::Config;
+pub use server::{ServeError, listen, serve};

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
 async fn run(config: Config, threads: usize) -> anyhow::Result<()> {
     let address = SocketAddr::new(config.host, config.port());
     let listener =
-        iorelay::app::listen(address).with_context(|| format!("cannot listen on {address}"))?;
+        iorelay::listen(address).with_context(|| format!("cannot listen on {address}"))?;
     let local = listener
         .local_addr()
         .context("listening socket has no address")?;

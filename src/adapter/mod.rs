@@ -5,20 +5,13 @@ pub mod redis_link;
 
 use std::time::Duration;
 
-use socketioxide::adapter::Emitter;
 use socketioxide_redis::drivers::Driver;
-use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 
 pub use cluster_link::ClusterLink;
 pub use redis_link::{RedisConnectError, RedisLink, RedisStatus};
 
 use crate::config::Config;
-
-/// The Redis adapter as iorelay runs it: socketioxide-redis over a [`RedisLink`].
-pub type RedisRelayAdapter = CustomRedisAdapter<Emitter, RedisLink>;
-
-/// The Redis Cluster adapter: socketioxide-redis over a [`ClusterLink`] (sharded pub/sub).
-pub type ClusterRelayAdapter = CustomRedisAdapter<Emitter, ClusterLink>;
 
 /// How long a node waits for the others to answer a cluster-wide request (room sizes, members).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);

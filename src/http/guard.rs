@@ -9,31 +9,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{Config, Transport};
-use crate::realtime::policy::RelayPolicy;
+use crate::relay::Relay;
 
 /// What the guard needs to know, shared by every request.
 #[derive(Debug, Clone)]
 pub struct RealtimeGuard {
     config: Arc<Config>,
     paths: Arc<[String]>,
-    capacity: Capacity,
-}
-
-/// What the connection limit needs: the shared gate and a live count of connected sockets.
-#[derive(Clone)]
-pub struct Capacity {
-    /// The node's policy, which holds the admission gate.
-    pub policy: Arc<RelayPolicy>,
-    /// Counts the sockets connected right now.
-    pub live: Arc<dyn Fn() -> usize + Send + Sync>,
-}
-
-impl std::fmt::Debug for Capacity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Capacity")
-            .field("live", &(self.live)())
-            .finish()
-    }
+    relay: Arc<Relay>,
 }
 
 /// Engine.IO's error codes, as Node socket.io sends them in its JSON error bodies.
@@ -68,11 +51,11 @@ impl IntoResponse for EngineError {
 
 impl RealtimeGuard {
     /// Guards requests under any of `paths` with the rules of `config`.
-    pub fn new(config: Arc<Config>, paths: Vec<String>, capacity: Capacity) -> Self {
+    pub fn new(config: Arc<Config>, paths: Vec<String>, relay: Arc<Relay>) -> Self {
         Self {
             config,
             paths: paths.into(),
-            capacity,
+            relay,
         }
     }
 
@@ -98,13 +81,7 @@ pub async fn check(State(guard): State<RealtimeGuard>, request: Request, next: N
     if !guard.config.allow_eio3 && requests_eio3(query) {
         return EngineError::UnsupportedProtocolVersion.into_response();
     }
-    if opens_session(query)
-        && !guard
-            .capacity
-            .policy
-            .admissions
-            .try_admit(guard.capacity.live.as_ref(), std::time::Instant::now())
-    {
+    if opens_session(query) && !guard.relay.try_admit(std::time::Instant::now()) {
         tracing::warn!(
             max = guard.config.max_connections,
             "connection refused: node at capacity"

@@ -1,5 +1,8 @@
 //! `GET /healthz`: liveness and a few numbers for load balancers and people.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -8,6 +11,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
 use crate::adapter::RedisStatus;
+use crate::relay::Relay;
 
 /// Body of `GET /healthz`.
 #[derive(Debug, Serialize)]
@@ -20,6 +24,11 @@ pub struct Health {
     pub version: &'static str,
     /// Which adapter shares rooms: `memory` on a single node, `redis` across nodes.
     pub adapter: &'static str,
+    /// The ticker's interval in milliseconds, `null` when the ticker is off; pages use it to say
+    /// when the next tick is due.
+    pub tick_interval_ms: Option<u64>,
+    /// Events refused by the per-client rate limit since startup, on both transports.
+    pub rate_limited_events: u64,
     /// The Redis link, when rooms are shared through Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisHealth>,
@@ -37,6 +46,8 @@ pub struct RedisHealth {
 struct HealthSources<A: Adapter> {
     io: SocketIo<A>,
     redis: Option<RedisStatus>,
+    relay: Arc<Relay>,
+    tick_interval: Option<Duration>,
 }
 
 impl<A: Adapter> Clone for HealthSources<A> {
@@ -44,15 +55,27 @@ impl<A: Adapter> Clone for HealthSources<A> {
         Self {
             io: self.io.clone(),
             redis: self.redis.clone(),
+            relay: self.relay.clone(),
+            tick_interval: self.tick_interval,
         }
     }
 }
 
-/// The health route, reading live numbers from `io` and the Redis link, if any.
-pub fn router<A: Adapter>(io: SocketIo<A>, redis: Option<RedisStatus>) -> Router {
+/// The health route, reading live numbers from `io`, the relay and the Redis link, if any.
+pub fn router<A: Adapter>(
+    io: SocketIo<A>,
+    relay: Arc<Relay>,
+    redis: Option<RedisStatus>,
+    tick_interval: Option<Duration>,
+) -> Router {
     Router::new()
         .route("/healthz", get(health::<A>))
-        .with_state(HealthSources { io, redis })
+        .with_state(HealthSources {
+            io,
+            redis,
+            relay,
+            tick_interval,
+        })
 }
 
 async fn health<A: Adapter>(State(sources): State<HealthSources<A>>) -> Json<Health> {
@@ -72,6 +95,10 @@ async fn health<A: Adapter>(State(sources): State<HealthSources<A>>) -> Json<Hea
         connections,
         version: env!("CARGO_PKG_VERSION"),
         adapter: if redis.is_some() { "redis" } else { "memory" },
+        tick_interval_ms: sources
+            .tick_interval
+            .map(|interval| u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)),
+        rate_limited_events: sources.relay.rate.refused(),
         redis,
     })
 }

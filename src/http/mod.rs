@@ -1,6 +1,5 @@
 //! Plain HTTP served beside Socket.IO on the same port.
 
-pub mod admission;
 pub mod guard;
 pub mod health;
 pub mod request_head;

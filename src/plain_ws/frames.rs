@@ -7,7 +7,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::realtime::payload::ChatMessage;
+use crate::relay::events::{self, BuiltinEvent, PLAIN_EVENTS};
 
 /// What a text frame from a plain client asks for.
 #[derive(Debug, PartialEq)]
@@ -28,37 +28,12 @@ pub enum Inbound {
 /// A request from a plain client.
 #[derive(Debug, PartialEq)]
 pub struct Request {
-    /// The event.
-    pub event: Event,
+    /// The event, one of [`PLAIN_EVENTS`].
+    pub event: BuiltinEvent,
     /// Present when the client wants an `ack` frame back.
     pub id: Option<Value>,
     /// The whole frame: `room`, `text`, `data` and the rest are read from it.
     pub body: Map<String, Value>,
-}
-
-/// The events a plain client may send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// `{"event":"join","room":"r"}`
-    Join,
-    /// `{"event":"leave","room":"r"}`
-    Leave,
-    /// `{"event":"chat","room"?:"r","text":"hi"}`
-    Chat,
-    /// `{"event":"echo","data":...}`
-    Echo,
-}
-
-impl Event {
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "join" => Some(Event::Join),
-            "leave" => Some(Event::Leave),
-            "chat" => Some(Event::Chat),
-            "echo" => Some(Event::Echo),
-            _ => None,
-        }
-    }
 }
 
 /// A frame iorelay sends to plain clients.
@@ -81,8 +56,6 @@ pub enum Outbound<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'a Value>,
     },
-    /// A chat message, its fields at the top level.
-    Chat(&'a ChatMessage),
 }
 
 impl Outbound<'_> {
@@ -123,12 +96,22 @@ pub fn read(text: &str) -> Inbound {
             };
         }
     };
-    match Event::from_name(event) {
+    match events::plain_event(event) {
         Some(event) => Inbound::Request(Request { event, id, body }),
         None => Inbound::Invalid {
-            message: format!("unknown event \"{event}\": expected join, leave, chat or echo"),
+            message: format!("unknown event \"{event}\": expected {}", expected_events()),
             id,
         },
+    }
+}
+
+/// The plain events as a sentence: "join, leave, chat or echo".
+fn expected_events() -> String {
+    let names: Vec<&str> = PLAIN_EVENTS.iter().map(|event| event.name()).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -149,7 +132,7 @@ mod tests {
         let Inbound::Request(request) = read(r#"{"event":"join","room":"r","id":7}"#) else {
             panic!("a join request");
         };
-        assert_eq!(request.event, Event::Join);
+        assert_eq!(request.event, BuiltinEvent::Join);
         assert_eq!(request.id, Some(json!(7)));
         assert_eq!(request.body["room"], json!("r"));
     }
@@ -175,17 +158,6 @@ mod tests {
         assert_eq!(
             ack.to_text().expect("json").as_str(),
             r#"{"event":"ack","id":7,"data":{"room":"r","size":2}}"#
-        );
-        let message = ChatMessage {
-            room: None,
-            text: "hi".into(),
-            from: "abc".into(),
-            user: None,
-            ts: 5,
-        };
-        assert_eq!(
-            Outbound::Chat(&message).to_text().expect("json").as_str(),
-            r#"{"event":"chat","room":null,"text":"hi","from":"abc","ts":5}"#
         );
         let error = Outbound::Error {
             message: "bad",

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::realtime::auth::AuthError;
+use crate::relay::auth::AuthError;
 
 /// A subprotocol entry that carries the client's token instead of naming a protocol, for
 /// browsers, whose `WebSocket` cannot set headers: `new WebSocket(url, ["token.<token>"])`.

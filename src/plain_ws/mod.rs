@@ -5,13 +5,12 @@
 //! - `session`: one connection: frames in, requests answered, heartbeat;
 //! - `wire`: frames out, and close codes;
 //! - [`frames`]: the JSON frames of the event contract;
-//! - [`hub`]: this node's plain clients, their queues and rooms;
-//! - [`bridge`]: chat delivery shared with Socket.IO, and across nodes through Redis.
+//!
+//! The clients' rooms, queues and cross-node delivery are the relay's
+//! ([`crate::relay::plain_members`], [`crate::relay::bridge`]).
 
-pub mod bridge;
 pub mod frames;
 pub mod handshake;
-pub mod hub;
 mod session;
 mod wire;
 
@@ -30,37 +29,27 @@ use axum::routing::any;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
-pub use bridge::relay_chat;
-pub use hub::PlainHub;
-
 use self::handshake::Refusal;
 use crate::config::Config;
-use crate::http::guard::Capacity;
-use crate::realtime::auth::UserId;
-use crate::realtime::policy::RelayPolicy;
+use crate::relay::Relay;
+use crate::relay::auth::UserId;
 
 /// Everything a plain WebSocket connection needs from the node.
 pub struct PlainEndpoint<A: Adapter> {
     /// The Socket.IO side, for rooms of `/` and their members.
     pub io: SocketIo<A>,
-    /// The plain clients of this node.
-    pub hub: Arc<PlainHub>,
-    /// Authentication and limits, shared with Socket.IO.
-    pub policy: Arc<RelayPolicy>,
+    /// Members, authentication, limits and delivery, shared with Socket.IO.
+    pub relay: Arc<Relay>,
     /// Endpoint, subprotocols, heartbeat and sizes.
     pub config: Arc<Config>,
-    /// The connection limit, counting Socket.IO sockets and plain clients alike.
-    pub capacity: Capacity,
 }
 
 impl<A: Adapter> Clone for PlainEndpoint<A> {
     fn clone(&self) -> Self {
         PlainEndpoint {
             io: self.io.clone(),
-            hub: self.hub.clone(),
-            policy: self.policy.clone(),
+            relay: self.relay.clone(),
             config: self.config.clone(),
-            capacity: self.capacity.clone(),
         }
     }
 }
@@ -146,10 +135,10 @@ async fn accept<A: Adapter>(endpoint: PlainEndpoint<A>, request: Request) -> Res
     {
         upgrade.set_selected_protocol(protocol);
     }
-    let policy = endpoint.policy.clone();
+    let relay = endpoint.relay.clone();
     upgrade
         .on_failed_upgrade(move |error| {
-            policy.admissions.settle();
+            relay.admissions.settle();
             tracing::debug!(%error, "plain WebSocket upgrade failed");
         })
         .on_upgrade(move |socket| session::run(socket, endpoint, peer))
@@ -169,14 +158,10 @@ impl<A: Adapter> PlainEndpoint<A> {
         let protocol = handshake::select_protocol(&offered, &self.config.ws_protocols)?;
         let token = handshake::token(&parts.uri, &offered);
         let user = self
-            .policy
+            .relay
             .auth
             .verify(&serde_json::json!({ "token": token }))?;
-        let admitted = self
-            .policy
-            .admissions
-            .try_admit(self.capacity.live.as_ref(), Instant::now());
-        if !admitted {
+        if !self.relay.try_admit(Instant::now()) {
             return Err(Refusal::AtCapacity);
         }
         let peer = parts

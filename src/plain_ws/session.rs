@@ -4,8 +4,6 @@
 //! client that stops reading fills only its own queue, while this task goes on reading and
 //! keeping time.
 
-use std::time::Instant;
-
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -13,33 +11,33 @@ use futures_util::stream::SplitStream;
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
-use socketioxide_core::adapter::errors::BroadcastError;
 use tokio::sync::{mpsc, watch};
 
-use super::frames::{self, Event, Inbound, Outbound, Request};
-use super::hub::Eviction;
+use super::frames::{self, Inbound, Outbound, Request};
 use super::wire::{CONTROL_QUEUE, Ending, close, close_connection, code, read_error, write_frames};
-use super::{Peer, PlainEndpoint, relay_chat};
-use crate::realtime::payload::{ChatAck, EventArgs, RoomAck};
-use crate::realtime::policy::{EventBudget, Verdict};
-use crate::realtime::room::RoomName;
-use crate::realtime::room_events::chat_message;
+use super::{Peer, PlainEndpoint};
+use crate::relay::chat::{ChatReply, chat_message};
+use crate::relay::client::{ClientState, Transport};
+use crate::relay::events::BuiltinEvent;
+use crate::relay::payload::{EventArgs, RoomAck};
+use crate::relay::plain_members::Eviction;
+use crate::relay::rate::Verdict;
+use crate::relay::room::RoomName;
 
 struct Session<A: Adapter> {
     id: Sid,
     endpoint: PlainEndpoint<A>,
-    peer: Peer,
+    client: ClientState,
     /// The client's own queue, also fed by broadcasts.
     sender: mpsc::Sender<Message>,
     control: mpsc::Sender<Message>,
-    budget: EventBudget,
 }
 
 /// Serves one upgraded connection until it closes.
 pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A>, peer: Peer) {
-    let hub = endpoint.hub.clone();
-    let registration = hub.register();
-    endpoint.policy.admissions.settle();
+    let members = endpoint.relay.plain.clone();
+    let registration = members.register();
+    endpoint.relay.admissions.settle();
     let Some(registration) = registration else {
         let mut socket = socket;
         let _ = socket
@@ -59,17 +57,17 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
     let (sink, mut stream) = socket.split();
     let (control, control_queue) = mpsc::channel(CONTROL_QUEUE);
     let writer = tokio::spawn(write_frames(sink, control_queue, registration.outbox));
+    let Peer { user, remote, .. } = peer;
     let mut session = Session {
         id,
         endpoint,
-        peer,
+        client: ClientState::new(Transport::PlainWebSocket, None, user),
         sender: registration.sender,
         control,
-        budget: EventBudget::new(Instant::now()),
     };
     let ending = session.read_frames(&mut stream, registration.evicted).await;
-    hub.unregister(&id);
-    let Session { peer, control, .. } = session;
+    members.unregister(&id);
+    let Session { control, .. } = session;
     close_connection(&ending, stream, control, writer).await;
     let (code, reason, by) = match &ending {
         Ending::ByClient(Some(frame)) => (frame.code, frame.reason.to_string(), "client"),
@@ -81,7 +79,7 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
         sid = %id,
         ns = "/",
         transport = "plain-websocket",
-        remote = %peer.remote,
+        remote = %remote,
         code,
         reason,
         closed_by = by,
@@ -147,10 +145,16 @@ impl<A: Adapter> Session<A> {
     }
 
     async fn on_text(&mut self, text: Utf8Bytes) -> Option<Ending> {
-        if let Some(ending) = self.spend() {
+        let inbound = frames::read(text.as_str());
+        let id = match &inbound {
+            Inbound::Echo => None,
+            Inbound::Invalid { id, .. } => id.as_ref(),
+            Inbound::Request(request) => request.id.as_ref(),
+        };
+        if let Some(ending) = self.spend(id) {
             return ending;
         }
-        match frames::read(text.as_str()) {
+        match inbound {
             Inbound::Echo => self.send(Message::Text(text)),
             Inbound::Invalid { message, id } => self.send_error(id.as_ref(), &message),
             Inbound::Request(request) => self.on_request(request).await,
@@ -158,26 +162,24 @@ impl<A: Adapter> Session<A> {
     }
 
     fn on_binary(&mut self, bytes: Bytes) -> Option<Ending> {
-        if let Some(ending) = self.spend() {
+        if let Some(ending) = self.spend(None) {
             return ending;
         }
         self.send(Message::Binary(bytes))
     }
 
-    /// Counts one frame against the rate limit: `Some(None)` drops it, `Some(Some(_))` closes.
-    fn spend(&mut self) -> Option<Option<Ending>> {
-        let policy = &self.endpoint.policy;
-        let verdict = self
-            .budget
-            .spend(Instant::now(), policy.limits.max_events_per_second);
+    /// Counts one frame against the rate limit: `Some(_)` means the frame is refused (answered
+    /// in an ack when it has an `id`), `Some(Some(_))` that the connection closes.
+    fn spend(&mut self, id: Option<&Value>) -> Option<Option<Ending>> {
+        let relay = &self.endpoint.relay;
+        let verdict = relay.spend(&self.client, self.id.as_str());
         if verdict == Verdict::Allowed {
             return None;
         }
-        policy
-            .dropped_events
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(ending) = id.and_then(|id| self.refuse(Some(id), &relay.rate.error())) {
+            return Some(Some(ending));
+        }
         if verdict == Verdict::Flooding {
-            tracing::warn!(sid = %self.id, limit = policy.limits.max_events_per_second, "disconnecting a plain WebSocket client that keeps flooding");
             return Some(Some(Ending::ByServer(code::POLICY, "rate limit exceeded")));
         }
         Some(None)
@@ -186,33 +188,38 @@ impl<A: Adapter> Session<A> {
     async fn on_request(&mut self, request: Request) -> Option<Ending> {
         let id = request.id.as_ref();
         match request.event {
-            Event::Echo => {
+            BuiltinEvent::Echo => {
                 let data = request.body.get("data").cloned().unwrap_or(Value::Null);
                 self.send_frame(&Outbound::Ack { id, data })
             }
-            Event::Join | Event::Leave => self.on_room(&request).await,
-            Event::Chat => self.on_chat(request).await,
+            BuiltinEvent::Join | BuiltinEvent::Leave => self.on_room(&request).await,
+            BuiltinEvent::Chat => self.on_chat(request).await,
+            // Not among the plain events: the frame parser never yields it.
+            BuiltinEvent::Message => None,
         }
     }
 
     async fn on_room(&mut self, request: &Request) -> Option<Ending> {
         let id = request.id.as_ref();
-        let max_chars = self.endpoint.policy.limits.max_room_name_chars;
+        let relay = &self.endpoint.relay;
+        let max_chars = relay.limits.max_room_name_chars;
         let room = request.body.get("room").map(to_msgpack_value);
         let room = match RoomName::parse(room.as_ref(), max_chars) {
             Ok(room) => room,
             Err(error) => return self.refuse(id, &error),
         };
-        let hub = &self.endpoint.hub;
-        if request.event == Event::Join {
-            if let Err(error) = hub.join(&self.id, room.as_str()) {
+        let members = &relay.plain;
+        if request.event == BuiltinEvent::Join {
+            if let Err(error) = members.join(&self.id, room.as_str()) {
                 return self.refuse(id, &error);
             }
         } else {
-            hub.leave(&self.id, room.as_str());
+            members.leave(&self.id, room.as_str());
         }
         let id = id?;
-        let size = self.room_size(room.as_str()).await;
+        let size = relay
+            .room_size(&self.endpoint.io, "/", true, room.as_str())
+            .await;
         let data = json!(RoomAck {
             room: room.as_str(),
             size
@@ -222,50 +229,31 @@ impl<A: Adapter> Session<A> {
 
     async fn on_chat(&mut self, request: Request) -> Option<Ending> {
         let id = request.id;
-        let limits = self.endpoint.policy.limits;
+        let relay = &self.endpoint.relay;
         let frame = to_msgpack_value(&Value::Object(request.body));
-        let user = self.peer.user.as_ref().map(|user| user.0.clone());
         let message = match chat_message(
             &EventArgs(vec![frame]),
             self.id.as_str(),
-            user,
-            limits.max_room_name_chars,
+            self.client.user_id(),
+            relay.limits.max_room_name_chars,
         ) {
             Ok(message) => message,
             Err(error) => return self.refuse(id.as_ref(), &error),
         };
-        let result = relay_chat(&self.endpoint.io, &self.endpoint.hub, &message).await;
-        let data = match result {
-            Ok(()) => json!(ChatAck { ok: true }),
-            Err(BroadcastError::Socket(failures)) => {
-                tracing::warn!(sid = %self.id, room = ?message.room, undelivered = failures.len(), "chat not delivered to members that are not keeping up");
-                json!(ChatAck { ok: true })
-            }
-            Err(error) => {
-                tracing::warn!(sid = %self.id, room = ?message.room, %error, "chat broadcast failed");
-                json!({ "error": "the message could not be delivered" })
-            }
-        };
+        // Plain clients are in the rooms of `/`.
+        let result = relay
+            .deliver_chat(&self.endpoint.io, "/", true, &message)
+            .await;
+        let data = json!(ChatReply::from_broadcast(
+            result,
+            self.id.as_str(),
+            message.room.as_deref()
+        ));
         let id = id?;
         self.send_frame(&Outbound::Ack {
             id: Some(&id),
             data,
         })
-    }
-
-    /// Members of a room of `/`: Socket.IO sockets on every node plus plain clients on this one.
-    async fn room_size(&self, room: &str) -> usize {
-        let Some(root) = self.endpoint.io.of("/") else {
-            return self.endpoint.hub.room_size(room);
-        };
-        let sockets = match root.within(room.to_owned()).fetch_sockets().await {
-            Ok(sockets) => sockets.len(),
-            Err(error) => {
-                tracing::warn!(sid = %self.id, room, %error, "could not count room members");
-                0
-            }
-        };
-        sockets + self.endpoint.hub.room_size(room)
     }
 
     /// Answers a refused request: in its ack when it has an id (as Socket.IO does), else with an

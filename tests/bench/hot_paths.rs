@@ -7,9 +7,9 @@
 use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use iorelay::realtime::payload::{ChatAck, EventArgs, RoomAck};
-use iorelay::realtime::room::{MAX_ROOM_NAME_CHARS, RoomName};
-use iorelay::realtime::room_events::chat_message;
+use iorelay::relay::chat::chat_message;
+use iorelay::relay::payload::{ChatAck, EventArgs, RoomAck};
+use iorelay::relay::room::{MAX_ROOM_NAME_CHARS, RoomName};
 use socketioxide_core::parser::Parse;
 use socketioxide_core::{Str, Value};
 use socketioxide_parser_common::CommonParser;

@@ -32,7 +32,7 @@ async fn ticker_sends_the_time_in_milliseconds() {
             ticks.push(ms);
         }
     }
-    let now = iorelay::realtime::payload::now_ms();
+    let now = iorelay::relay::payload::now_ms();
     assert!(
         now.abs_diff(ticks[1]) < 5_000,
         "tick {} is not the current time {now}",

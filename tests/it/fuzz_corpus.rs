@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use iorelay::realtime::inspect::{Answer, Ignored, Outcome, PacketError, handle_client_packet};
+use iorelay::socketio::inspect::{Answer, Ignored, Outcome, PacketError, handle_client_packet};
 use rmpv::Value;
 use socketioxide_core::parser::ParseError;
 
@@ -71,7 +71,7 @@ fn valid_requests_are_answered() {
     );
     assert_eq!(
         answer_of("message-binary").1,
-        Answer::Message(iorelay::realtime::payload::EventArgs(vec![Value::Binary(
+        Answer::Message(iorelay::relay::payload::EventArgs(vec![Value::Binary(
             vec![1, 2, 3]
         )]))
     );

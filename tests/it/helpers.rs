@@ -13,7 +13,7 @@ pub struct TestApp {
     /// Where it listens.
     pub address: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), iorelay::app::ServeError>>,
+    task: JoinHandle<Result<(), iorelay::ServeError>>,
 }
 
 impl TestApp {
@@ -38,7 +38,7 @@ impl TestApp {
     }
 
     /// Triggers a graceful shutdown and waits for the server to return.
-    pub async fn stop(mut self) -> Result<(), iorelay::app::ServeError> {
+    pub async fn stop(mut self) -> Result<(), iorelay::ServeError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -6,7 +6,7 @@
 //! text messages.
 #![no_main]
 
-use iorelay::realtime::inspect::handle_client_packet;
+use iorelay::socketio::inspect::handle_client_packet;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -12,15 +12,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, TryData};
+use socketioxide::extract::TryData;
 use socketioxide::handler::FromMessageParts;
 use socketioxide::socket::Socket;
 use socketioxide_core::Value;
 use socketioxide_core::parser::ParserError;
 
-use super::ordering::InOrder;
-use super::payload::EventArgs;
-use super::policy::RelayPolicy;
+use crate::relay::payload::EventArgs;
 
 /// Why an event's arguments were refused.
 #[derive(Debug, thiserror::Error)]
@@ -101,30 +99,6 @@ impl<A: Adapter> FromMessageParts<A> for Args {
         }
         let TryData(decoded) = TryData::<EventArgs>::from_message_parts(socket, value, ack_id)?;
         Ok(Args(decoded.map_err(MalformedArgs::Undecodable)))
-    }
-}
-
-impl Args {
-    /// Waits for the event's turn, then returns its arguments if the socket may send it now:
-    /// `None` after disconnecting a sender whose packet was malformed, or after dropping an
-    /// event over the socket's rate limit. Every event handler starts here.
-    pub async fn accept<A: Adapter>(
-        self,
-        turn: &InOrder,
-        socket: &SocketRef<A>,
-        policy: &RelayPolicy,
-    ) -> Option<EventArgs> {
-        turn.wait().await;
-        match self.0 {
-            Ok(args) => policy.admit(socket).then_some(args),
-            Err(error) => {
-                tracing::info!(sid = %socket.id, ns = socket.ns(), %error, "disconnecting a socket that sent a malformed event");
-                if let Err(error) = socket.clone().disconnect() {
-                    tracing::debug!(sid = %socket.id, %error, "disconnect not sent");
-                }
-                None
-            }
-        }
     }
 }
 

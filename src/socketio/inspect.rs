@@ -20,9 +20,10 @@ use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
 use socketioxide_parser_common::CommonParser;
 
 use super::arguments::{MalformedArgs, check_raw};
-use super::payload::{ChatMessage, EventArgs};
-use super::room::{MAX_ROOM_NAME_CHARS, RoomName};
-use super::room_events::chat_message;
+use crate::relay::chat::chat_message;
+use crate::relay::events::{self, BuiltinEvent, Route};
+use crate::relay::payload::{ChatMessage, EventArgs};
+use crate::relay::room::{MAX_ROOM_NAME_CHARS, RoomName};
 
 /// The sender id put in the `chat` messages this module builds.
 pub const SENDER_ID: &str = "inspected-sender";
@@ -107,13 +108,6 @@ pub enum PacketError {
     MalformedArguments(#[from] MalformedArgs),
 }
 
-/// Namespaces of the default profile and the events each registers (see
-/// `default_ns::attach_handlers` and `chat_ns::attach_handlers`; keep them in step).
-const NAMESPACES: [(&str, &[&str]); 2] = [
-    ("/", &["message", "echo", "join", "leave", "chat"]),
-    ("/chat", &["join", "leave", "chat"]),
-];
-
 /// Runs one client packet, and the binary attachments sent right after it, through the server's
 /// decoding and validation, and says what the server would answer.
 ///
@@ -147,11 +141,7 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
     };
 
     let namespace = packet.ns.as_str();
-    let events = NAMESPACES
-        .iter()
-        .find(|(name, _)| *name == namespace)
-        .map(|(_, events)| *events);
-    match (packet.inner, events) {
+    match (packet.inner, events::namespace(namespace)) {
         (PacketData::Connect(_), Some(_)) => Ok(Outcome::Connected {
             namespace: namespace.to_owned(),
         }),
@@ -167,7 +157,7 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
         }
         (
             PacketData::Event(mut data, ack_id) | PacketData::BinaryEvent(mut data, ack_id),
-            Some(events),
+            Some(served),
         ) => {
             let event = CommonParser
                 .read_event(&data)
@@ -178,12 +168,12 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
             let args = CommonParser
                 .decode_value::<EventArgs>(&mut data, true)
                 .map_err(MalformedArgs::Undecodable)?;
-            if !events.contains(&event.as_str()) {
+            let Route::Builtin(builtin) = served.route(&event) else {
                 return Ok(Outcome::Ignored(Ignored::NoHandler));
-            }
+            };
             Ok(Outcome::Handled {
                 namespace: namespace.to_owned(),
-                answer: answer(&event, &args),
+                answer: answer(builtin, &args),
                 event,
                 ack_id,
             })
@@ -195,15 +185,17 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
     }
 }
 
-fn answer(event: &str, args: &EventArgs) -> Answer {
+fn answer(event: BuiltinEvent, args: &EventArgs) -> Answer {
     match event {
-        "message" => Answer::Message(args.clone()),
-        "echo" => Answer::Echo(args.clone()),
-        "join" | "leave" => match RoomName::parse(args.first(), MAX_ROOM_NAME_CHARS) {
-            Ok(room) => Answer::Room(room),
-            Err(error) => Answer::Refused(error.to_string()),
-        },
-        _ => match chat_message(args, SENDER_ID, None, MAX_ROOM_NAME_CHARS) {
+        BuiltinEvent::Message => Answer::Message(args.clone()),
+        BuiltinEvent::Echo => Answer::Echo(args.clone()),
+        BuiltinEvent::Join | BuiltinEvent::Leave => {
+            match RoomName::parse(args.first(), MAX_ROOM_NAME_CHARS) {
+                Ok(room) => Answer::Room(room),
+                Err(error) => Answer::Refused(error.to_string()),
+            }
+        }
+        BuiltinEvent::Chat => match chat_message(args, SENDER_ID, None, MAX_ROOM_NAME_CHARS) {
             Ok(message) => Answer::Chat(message),
             Err(error) => Answer::Refused(error.to_string()),
         },

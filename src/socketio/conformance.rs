@@ -7,8 +7,8 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide_core::adapter::DefinedAdapter;
 
-use super::payload::EventArgs;
-use super::room_events::send_ack;
+use super::request::send_ack;
+use crate::relay::payload::EventArgs;
 
 /// Namespaces the test suite connects to.
 pub const NAMESPACES: [&str; 2] = ["/", "/custom"];

@@ -9,13 +9,13 @@ use socketioxide::adapter::Adapter;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use super::payload::now_ms;
-use crate::plain_ws::PlainHub;
+use crate::relay::payload::now_ms;
+use crate::relay::plain_members::PlainMembers;
 
 /// Starts the ticker; it runs until the returned task is aborted.
 pub fn spawn<A: Adapter>(
     io: SocketIo<A>,
-    plain: Arc<PlainHub>,
+    plain: Arc<PlainMembers>,
     interval: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {

@@ -9,11 +9,7 @@ use std::sync::Arc;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use socketioxide::adapter::Adapter;
-use socketioxide::extract::{Data, SocketRef, State};
 use subtle::ConstantTimeEq;
-
-use super::policy::RelayPolicy;
 
 /// How connecting clients prove who they are.
 #[derive(Clone, Default)]
@@ -52,7 +48,7 @@ pub enum AuthError {
     Invalid,
 }
 
-/// The authenticated user of a socket (the JWT `sub`), kept in the socket's extensions.
+/// The authenticated user of a client (the JWT `sub`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserId(pub String);
 
@@ -107,26 +103,6 @@ impl Authenticator {
                     Err(_) => Err(AuthError::Invalid),
                 }
             }
-        }
-    }
-}
-
-/// Connect middleware: refuses the namespace CONNECT unless the handshake carries valid credentials.
-pub async fn authenticate<A: Adapter>(
-    socket: SocketRef<A>,
-    Data(auth): Data<serde_json::Value>,
-    State(policy): State<Arc<RelayPolicy>>,
-) -> Result<(), AuthError> {
-    match policy.auth.verify(&auth) {
-        Ok(user) => {
-            if let Some(user) = user {
-                socket.extensions.insert(user);
-            }
-            Ok(())
-        }
-        Err(error) => {
-            tracing::info!(sid = %socket.id, ns = socket.ns(), %error, "connection refused");
-            Err(error)
         }
     }
 }

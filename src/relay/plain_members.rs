@@ -4,12 +4,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::extract::ws::{Message, Utf8Bytes};
+use serde::Serialize;
 use socketioxide::socket::Sid;
 use tokio::sync::{Notify, mpsc, watch};
 
-use super::frames::Outbound;
-use crate::realtime::payload::ChatMessage;
-use crate::realtime::room_events::RoomLimitError;
+use super::chat::RoomLimitError;
+use super::payload::ChatMessage;
 
 /// Why the server ends a plain client's connection on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum Eviction {
 ///
 /// Delivery never waits: each client has a bounded queue, and a client whose queue is full is
 /// evicted instead of slowing the others down.
-pub struct PlainHub {
+pub struct PlainMembers {
     /// This node's id in cross-node messages, so that a node skips its own publications.
     pub(super) node: String,
     queue_size: usize,
@@ -61,10 +61,10 @@ pub struct Registration {
     pub evicted: watch::Receiver<Option<Eviction>>,
 }
 
-impl PlainHub {
+impl PlainMembers {
     /// A hub whose clients queue at most `queue_size` frames and join at most `max_rooms` rooms.
     pub fn new(queue_size: usize, max_rooms: usize) -> Self {
-        PlainHub {
+        PlainMembers {
             node: Sid::new().to_string(),
             queue_size: queue_size.max(1),
             max_rooms,
@@ -174,7 +174,7 @@ impl PlainHub {
         if recipients.is_empty() {
             return;
         }
-        let Some(frame) = Outbound::Chat(message).to_text() else {
+        let Some(frame) = chat_frame(message) else {
             return;
         };
         for (id, member) in recipients {
@@ -224,11 +224,33 @@ impl PlainHub {
     }
 }
 
-impl std::fmt::Debug for PlainHub {
+impl std::fmt::Debug for PlainMembers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlainHub")
+        f.debug_struct("PlainMembers")
             .field("clients", &self.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A chat message as plain clients receive it: `{"event":"chat", ...the message's fields}`.
+#[derive(Serialize)]
+struct ChatFrame<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    message: &'a ChatMessage,
+}
+
+fn chat_frame(message: &ChatMessage) -> Option<Utf8Bytes> {
+    let frame = ChatFrame {
+        event: "chat",
+        message,
+    };
+    match serde_json::to_string(&frame) {
+        Ok(text) => Some(text.into()),
+        Err(error) => {
+            tracing::warn!(%error, "chat frame not serialisable");
+            None
+        }
     }
 }
 
@@ -272,7 +294,7 @@ mod tests {
 
     #[test]
     fn rooms_follow_joins_leaves_and_departures() {
-        let hub = PlainHub::new(8, 2);
+        let hub = PlainMembers::new(8, 2);
         let a = hub.register().expect("open");
         let b = hub.register().expect("open");
         hub.join(&a.id, "r").expect("room");
@@ -290,7 +312,7 @@ mod tests {
 
     #[test]
     fn room_messages_reach_members_only() {
-        let hub = PlainHub::new(8, 10);
+        let hub = PlainMembers::new(8, 10);
         let mut member = hub.register().expect("open");
         let mut outsider = hub.register().expect("open");
         hub.join(&member.id, "r").expect("room");
@@ -311,8 +333,23 @@ mod tests {
     }
 
     #[test]
+    fn chat_frames_have_the_documented_shape() {
+        let message = ChatMessage {
+            room: None,
+            text: "hi".into(),
+            from: "abc".into(),
+            user: None,
+            ts: 5,
+        };
+        assert_eq!(
+            chat_frame(&message).expect("json").as_str(),
+            r#"{"event":"chat","room":null,"text":"hi","from":"abc","ts":5}"#
+        );
+    }
+
+    #[test]
     fn a_full_queue_evicts_only_that_client() {
-        let hub = PlainHub::new(1, 10);
+        let hub = PlainMembers::new(1, 10);
         let slow = hub.register().expect("open");
         let mut fast = hub.register().expect("open");
         hub.broadcast_text("1");
@@ -324,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_all_waits_for_every_client() {
-        let hub = std::sync::Arc::new(PlainHub::new(1, 10));
+        let hub = std::sync::Arc::new(PlainMembers::new(1, 10));
         let mut client = hub.register().expect("open");
         let leaving = {
             let hub = hub.clone();

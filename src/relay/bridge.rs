@@ -1,19 +1,15 @@
-//! One way for a chat message to reach a room, whoever sent it: Socket.IO members through the
-//! adapter (every node), plain members of this node from the hub, and plain members of the other
-//! nodes through a Redis channel of their own.
+//! Plain WebSocket members of the other nodes: their chat messages cross nodes on a Redis
+//! channel of their own (Socket.IO members are reached through the adapter).
 
 use std::sync::{Arc, Weak};
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
-use socketioxide::SocketIo;
-use socketioxide::adapter::Adapter;
-use socketioxide_core::adapter::errors::BroadcastError;
 use socketioxide_redis::drivers::{Driver, MessageStream};
 use tokio::sync::mpsc;
 
-use super::hub::PlainHub;
-use crate::realtime::payload::ChatMessage;
+use super::payload::ChatMessage;
+use super::plain_members::PlainMembers;
 
 /// The Redis channel plain members' messages cross nodes on; the adapter's own channels are
 /// named `socket.io…`, so they never mix.
@@ -31,25 +27,7 @@ struct Envelope {
     chat: ChatMessage,
 }
 
-/// Sends `message` to its room of namespace `/` (or all of `/`): to Socket.IO members on every
-/// node, and to plain WebSocket members on every node.
-pub async fn relay_chat<A: Adapter>(
-    io: &SocketIo<A>,
-    hub: &PlainHub,
-    message: &ChatMessage,
-) -> Result<(), BroadcastError> {
-    hub.deliver(message);
-    let Some(root) = io.of("/") else {
-        return Ok(());
-    };
-    match &message.room {
-        // `within` includes the sender when it is a member; outsiders never see room traffic.
-        Some(room) => root.within(room.clone()).emit("chat", message).await,
-        None => root.emit("chat", message).await,
-    }
-}
-
-impl PlainHub {
+impl PlainMembers {
     /// Sends a chat message to the plain members of its room here and on the other nodes.
     pub fn deliver(&self, message: &ChatMessage) {
         self.deliver_local(message);
@@ -68,7 +46,7 @@ impl PlainHub {
 
 /// Shares plain members' messages with the other nodes over `driver`: subscribes before
 /// returning, so that the node hears the others from its first connection on.
-pub async fn connect_nodes<D: Driver>(hub: &Arc<PlainHub>, driver: D) {
+pub async fn connect_nodes<D: Driver>(hub: &Arc<PlainMembers>, driver: D) {
     match driver.subscribe(CHANNEL.to_owned(), PUBLISH_QUEUE).await {
         Ok(stream) => {
             tokio::spawn(receive(Arc::downgrade(hub), stream));
@@ -100,7 +78,7 @@ async fn publish<D: Driver>(driver: D, node: String, mut queue: mpsc::Receiver<C
     }
 }
 
-async fn receive(hub: Weak<PlainHub>, mut stream: MessageStream<(String, Vec<u8>)>) {
+async fn receive(hub: Weak<PlainMembers>, mut stream: MessageStream<(String, Vec<u8>)>) {
     while let Some((_, bytes)) = stream.next().await {
         let Some(hub) = hub.upgrade() else { return };
         match serde_json::from_slice::<Envelope>(&bytes) {

@@ -1,0 +1,167 @@
+//! [`Relay`]: the one service both transports hand their work to. It admits clients, spends
+//! their event budgets, and delivers a message to local Socket.IO members, local plain members
+//! and other nodes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::operators::BroadcastOperators;
+use socketioxide_core::adapter::errors::BroadcastError;
+
+use super::admission::{Admissions, Turnover};
+use super::auth::Authenticator;
+use super::client::ClientState;
+use super::payload::ChatMessage;
+use super::plain_members::PlainMembers;
+use super::rate::{RateLimit, Verdict};
+use crate::config::{Config, Secret};
+
+/// Per-client limits, from the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Rooms one client may be in at once.
+    pub max_rooms_per_socket: usize,
+    /// Longest room name, in characters.
+    pub max_room_name_chars: usize,
+}
+
+/// The rules, counters and members every namespace and transport of a node share.
+#[derive(Debug)]
+pub struct Relay {
+    /// Handshake authentication.
+    pub auth: Authenticator,
+    /// Per-client limits.
+    pub limits: Limits,
+    /// The per-client event rate limit.
+    pub rate: RateLimit,
+    /// The connection limit, applied to Socket.IO handshakes and plain upgrades alike.
+    pub admissions: Admissions,
+    /// This node's plain WebSocket clients and their rooms.
+    pub plain: Arc<PlainMembers>,
+}
+
+impl Relay {
+    /// The relay `config` describes.
+    pub fn from_config(config: &Config) -> Arc<Self> {
+        Arc::new(Relay {
+            auth: Authenticator::new(
+                config.auth_token.as_ref().map(Secret::expose),
+                config.auth_secret.as_ref().map(Secret::expose),
+            ),
+            limits: Limits {
+                max_rooms_per_socket: config.max_rooms_per_socket,
+                max_room_name_chars: config.max_room_name_length,
+            },
+            rate: RateLimit::new(config.max_events_per_second),
+            admissions: Admissions::new(config.max_connections, config.connect_timeout()),
+            plain: Arc::new(PlainMembers::new(
+                config.max_buffer_size,
+                config.max_rooms_per_socket,
+            )),
+        })
+    }
+
+    /// Clients connected to this node right now: Socket.IO sockets and plain clients.
+    pub fn live_connections(&self) -> usize {
+        self.admissions.sockets() + self.plain.len()
+    }
+
+    /// Admits one more connection, or refuses it when the node is full.
+    pub fn try_admit(&self, now: Instant) -> bool {
+        self.admissions.try_admit(|| self.live_connections(), now)
+    }
+
+    /// Connections admitted and ended since startup.
+    pub fn turnover(&self, now: Instant) -> Turnover {
+        self.admissions.turnover(|| self.live_connections(), now)
+    }
+
+    /// Counts a Socket.IO socket that has joined its namespace among the live connections.
+    pub fn socket_connected(&self, client: &ClientState) {
+        self.admissions.take_seat(&client.seat);
+    }
+
+    /// Gives back the place of a Socket.IO socket that has left its namespace.
+    pub fn socket_disconnected(&self, client: &ClientState) {
+        self.admissions.leave_seat(&client.seat);
+    }
+
+    /// Counts one event of `client` (whose id is `sid`) against its budget.
+    pub fn spend(&self, client: &ClientState, sid: &str) -> Verdict {
+        let verdict = self.rate.spend(&mut client.budget(), Instant::now());
+        match verdict {
+            Verdict::Allowed => {}
+            Verdict::Dropped => {
+                tracing::debug!(sid, transport = ?client.transport, refused_total = self.rate.refused(), "event over the rate limit refused");
+            }
+            Verdict::Flooding => {
+                tracing::warn!(sid, transport = ?client.transport, limit = %self.rate.error(), "disconnecting a client that keeps flooding events");
+            }
+        }
+        verdict
+    }
+
+    /// Sends `message` to its room of `namespace` (or to the whole namespace): to Socket.IO
+    /// members on every node and, where the namespace shares its rooms with plain WebSocket
+    /// clients, to plain members on every node.
+    pub async fn deliver_chat<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        namespace: &str,
+        shares_plain_rooms: bool,
+        message: &ChatMessage,
+    ) -> Result<(), BroadcastError> {
+        if shares_plain_rooms {
+            self.plain.deliver(message);
+        }
+        let Some(sockets) = io.of(namespace) else {
+            return Ok(());
+        };
+        match &message.room {
+            // `within` includes the sender when it is a member; outsiders never see room traffic.
+            Some(room) => sockets.within(room.clone()).emit("chat", message).await,
+            None => sockets.emit("chat", message).await,
+        }
+    }
+
+    /// Members of a room: Socket.IO sockets on every node, plus this node's plain clients where
+    /// the namespace shares its rooms with them (plain members count on their own node only).
+    pub async fn room_size<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        namespace: &str,
+        shares_plain_rooms: bool,
+        room: &str,
+    ) -> usize {
+        let plain = if shares_plain_rooms {
+            self.plain.room_size(room)
+        } else {
+            0
+        };
+        let sockets = match io.of(namespace) {
+            Some(sockets) => room_members(sockets.within(room.to_owned()), room)
+                .await
+                .len(),
+            None => 0,
+        };
+        sockets + plain
+    }
+}
+
+/// Socket ids of a room's Socket.IO members across every node, sorted; `members` is the room
+/// as a broadcast target (`socket.within(room)` or `io.of(ns).within(room)`).
+pub async fn room_members<A: Adapter>(members: BroadcastOperators<A>, room: &str) -> Vec<String> {
+    match members.fetch_sockets().await {
+        Ok(sockets) => {
+            let mut ids: Vec<String> = sockets.iter().map(|s| s.data().id.to_string()).collect();
+            ids.sort_unstable();
+            ids
+        }
+        Err(error) => {
+            tracing::warn!(room, %error, "could not list room members");
+            Vec::new()
+        }
+    }
+}

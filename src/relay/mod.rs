@@ -1,0 +1,25 @@
+//! The core both transports stand on; it imports nothing above it.
+//!
+//! - [`events`]: the one table of built-in namespaces and events;
+//! - [`room`], [`payload`], [`chat`]: room names, the wire types of the event contract, and a
+//!   `chat` request turned into a message and its acknowledgement;
+//! - [`auth`], [`admission`], [`rate`]: who may connect, how many, and how fast they may send;
+//! - [`client`], [`turnstile`]: per-client state, created once at connect, and event order;
+//! - [`plain_members`], [`bridge`]: this node's plain WebSocket members, and theirs on other
+//!   nodes through Redis;
+//! - [`delivery`]: the [`Relay`] service every handler calls.
+
+pub(crate) mod admission;
+pub(crate) mod auth;
+pub(crate) mod bridge;
+pub mod chat;
+pub(crate) mod client;
+pub(crate) mod delivery;
+pub(crate) mod events;
+pub mod payload;
+pub(crate) mod plain_members;
+pub(crate) mod rate;
+pub mod room;
+pub(crate) mod turnstile;
+
+pub(crate) use delivery::Relay;

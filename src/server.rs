@@ -1,0 +1,209 @@
+//! Runs a node: connects Redis when configured, builds the routes ([`crate::app`]), starts the
+//! background tasks (ticker, heap trimmer) and serves until shutdown.
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::serve::ListenerExt;
+use futures_util::future::BoxFuture;
+use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide_redis::CustomRedisAdapter;
+use socketioxide_redis::drivers::Driver;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::adapter::{self, RedisConnectError, RedisStatus, RoomSharing};
+use crate::app::{router, socket_io_builder};
+use crate::config::Config;
+use crate::heap;
+use crate::relay::{Relay, bridge};
+use crate::socketio::{self, ticker};
+
+/// The routes of one iorelay node and a handle on its sockets.
+pub struct App {
+    /// Everything served on the port.
+    pub router: Router,
+    /// The node's sockets, whatever adapter shares their rooms.
+    pub node: Box<dyn RelayNode>,
+}
+
+/// What serving needs from the Socket.IO side, independent of the adapter type.
+pub trait RelayNode: Send + Sync {
+    /// Starts the ticker on this node's sockets.
+    fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()>;
+    /// Starts returning memory to the system after waves of sessions end.
+    fn spawn_heap_trimmer(&self) -> JoinHandle<()>;
+    /// Closes every connection, as Node's `io.close()` does.
+    fn close(&self) -> BoxFuture<'static, ()>;
+}
+
+/// A node's Socket.IO sockets and plain WebSocket clients.
+struct Node<A: Adapter> {
+    io: SocketIo<A>,
+    relay: Arc<Relay>,
+}
+
+impl<A: Adapter> RelayNode for Node<A> {
+    fn spawn_ticker(&self, interval: Duration) -> JoinHandle<()> {
+        ticker::spawn(self.io.clone(), self.relay.plain.clone(), interval)
+    }
+
+    fn spawn_heap_trimmer(&self) -> JoinHandle<()> {
+        heap::spawn_trimmer(self.relay.clone())
+    }
+
+    fn close(&self) -> BoxFuture<'static, ()> {
+        let io = self.io.clone();
+        let plain = self.relay.plain.clone();
+        Box::pin(async move {
+            io.close().await;
+            plain.close_all().await;
+        })
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Redis was required and could not be reached.
+    #[error(transparent)]
+    Redis(#[from] RedisConnectError),
+    /// The listener failed.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the application described by `config`, its rooms shared as `sharing` says.
+pub async fn build(config: Config, sharing: RoomSharing) -> App {
+    let config = Arc::new(config);
+    let relay = Relay::from_config(&config);
+    match sharing {
+        RoomSharing::Memory => {
+            let (service, io) = socket_io_builder(&config)
+                .with_state(relay.clone())
+                .build_svc();
+            let _initialised = socketio::register(&io, &config);
+            let router = router(&config, &relay, (service, &io), None);
+            App {
+                router,
+                node: Box::new(Node { io, relay }),
+            }
+        }
+        RoomSharing::Redis(link) => {
+            let status = link.status();
+            build_shared(config, relay, link, status).await
+        }
+        RoomSharing::Cluster(link) => {
+            let status = link.status();
+            build_shared(config, relay, link, status).await
+        }
+    }
+}
+
+/// The application on the Redis adapter over `link`: plain members hear the other nodes, and
+/// every namespace has subscribed before the first client can connect.
+async fn build_shared<D: Driver>(
+    config: Arc<Config>,
+    relay: Arc<Relay>,
+    link: D,
+    status: RedisStatus,
+) -> App {
+    bridge::connect_nodes(&relay.plain, link.clone()).await;
+    let (service, io) = socket_io_builder(&config)
+        .with_state(relay.clone())
+        .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(link))
+        .build_svc();
+    let namespaces = socketio::register(&io, &config);
+    let router = router(&config, &relay, (service, &io), Some(status));
+    // A namespace only accepts sockets once its adapter is initialised.
+    for namespace in namespaces {
+        if let Err(error) = namespace.await {
+            tracing::error!(?error, "a namespace could not subscribe to Redis");
+        }
+    }
+    App {
+        router,
+        node: Box::new(Node { io, relay }),
+    }
+}
+
+/// Connections the kernel queues for `accept`, as many as Node's 511 and more: a burst of
+/// clients overflowed the default of 128, and each dropped SYN cost its client a second.
+const ACCEPT_BACKLOG: u32 = 1024;
+
+/// Listens on `address` with a backlog deep enough for reconnection bursts.
+pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match address {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // A restarted node can bind while its previous connections are in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(ACCEPT_BACKLOG)
+}
+
+/// Serves `config` on `listener` until `shutdown` completes, then disconnects every socket and
+/// returns once connections are closed or the shutdown timeout has passed.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let shutdown_timeout = config.shutdown_timeout();
+    let tick_interval = config.tick_interval();
+    let sharing = RoomSharing::from_config(&config).await?;
+    let App { router, node } = build(config, sharing).await;
+    let node: Arc<dyn RelayNode> = Arc::from(node);
+    let ticker = tick_interval.map(|interval| node.spawn_ticker(interval));
+    let heap_trimmer = node.spawn_heap_trimmer();
+
+    let shutdown_started = Arc::new(Notify::new());
+    let graceful = {
+        let shutdown_started = shutdown_started.clone();
+        let node = node.clone();
+        async move {
+            shutdown.await;
+            shutdown_started.notify_one();
+            tracing::info!("shutting down: closing every connection");
+            // Clients see the transport close and reconnect, to this node once it is back or
+            // to another one.
+            node.close().await;
+        }
+    };
+    // Small realtime frames must leave at once: with Nagle's algorithm on, a burst of them
+    // stalls ~40 ms on delayed ACKs (Node's HTTP server disables it too).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
+    // Upgraded WebSockets are not tracked by the HTTP server, so bound the wait ourselves.
+    let deadline = async {
+        shutdown_started.notified().await;
+        tokio::time::sleep(shutdown_timeout).await;
+    };
+    let result = tokio::select! {
+        result = server.into_future() => result,
+        () = deadline => {
+            tracing::warn!(?shutdown_timeout, "connections still open at the shutdown deadline");
+            Ok(())
+        }
+    };
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    heap_trimmer.abort();
+    tracing::info!("stopped");
+    Ok(result?)
+}

@@ -1,0 +1,198 @@
+//! The built-in events' handlers, shared by every namespace of the event table: `message`,
+//! `echo`, `join`, `leave` and `chat`, plus `presence` on the namespaces that announce it.
+
+use std::sync::Arc;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State};
+
+use super::request::EventRequest;
+use crate::relay::Relay;
+use crate::relay::chat::{ChatReply, RoomLimitError, chat_message};
+use crate::relay::client::ClientState;
+use crate::relay::delivery::room_members;
+use crate::relay::payload::{EventArgs, Presence, RoomAck};
+use crate::relay::room::RoomName;
+
+/// Sends every argument back to the sender as `message`.
+pub async fn on_message<A: Adapter>(
+    socket: SocketRef<A>,
+    State(relay): State<Arc<Relay>>,
+    mut request: EventRequest<A>,
+) {
+    let Some(args) = request.accept(&socket, &relay).await else {
+        return;
+    };
+    tracing::info!(sid = %socket.id, args = args.0.len(), "message received");
+    if let Err(error) = socket.emit("message", &args) {
+        tracing::debug!(sid = %socket.id, %error, "message echo not sent");
+    }
+}
+
+/// Acknowledges with every argument it was sent.
+pub async fn on_echo<A: Adapter>(
+    socket: SocketRef<A>,
+    State(relay): State<Arc<Relay>>,
+    mut request: EventRequest<A>,
+) {
+    if let Some(args) = request.accept(&socket, &relay).await {
+        request.reply(&socket, &args);
+    }
+}
+
+/// Adds the socket to a room; answers `{ room, size }` or `{ error }`.
+pub async fn on_join<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    State(relay): State<Arc<Relay>>,
+    mut request: EventRequest<A>,
+) {
+    let Some(args) = request.accept(&socket, &relay).await else {
+        return;
+    };
+    let Some(room) = requested_room(&socket, &args, &relay, &mut request) else {
+        return;
+    };
+    let rooms = socket.rooms();
+    let already_in = rooms.iter().any(|r| r == room.as_str());
+    let max_rooms = relay.limits.max_rooms_per_socket;
+    if !already_in && rooms.len() >= max_rooms {
+        return request.reply_error(&socket, &RoomLimitError(max_rooms));
+    }
+    socket.join(room.as_str().to_owned());
+    tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "joined room");
+    acknowledge_room(&socket, &io, &relay, &mut request, &room).await;
+    if announces_presence(request.client()) {
+        announce(&socket, room.as_str(), Audience::Everyone).await;
+    }
+}
+
+/// Removes the socket from a room; answers `{ room, size }` or `{ error }`.
+pub async fn on_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    State(relay): State<Arc<Relay>>,
+    mut request: EventRequest<A>,
+) {
+    let Some(args) = request.accept(&socket, &relay).await else {
+        return;
+    };
+    let Some(room) = requested_room(&socket, &args, &relay, &mut request) else {
+        return;
+    };
+    let was_member = socket.rooms().iter().any(|r| r == room.as_str());
+    socket.leave(room.as_str().to_owned());
+    tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "left room");
+    acknowledge_room(&socket, &io, &relay, &mut request, &room).await;
+    if was_member && announces_presence(request.client()) {
+        announce(&socket, room.as_str(), Audience::Everyone).await;
+    }
+}
+
+/// Relays a chat message to a room (or the whole namespace); answers `{ ok }` or `{ error }`.
+pub async fn on_chat<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    State(relay): State<Arc<Relay>>,
+    mut request: EventRequest<A>,
+) {
+    let Some(args) = request.accept(&socket, &relay).await else {
+        return;
+    };
+    let client = request.client();
+    let user = client.and_then(ClientState::user_id);
+    let shares_plain_rooms = client.is_some_and(ClientState::shares_plain_rooms);
+    let message = match chat_message(
+        &args,
+        socket.id.as_str(),
+        user,
+        relay.limits.max_room_name_chars,
+    ) {
+        Ok(message) => message,
+        Err(error) => return request.reply_error(&socket, &error),
+    };
+    let result = relay
+        .deliver_chat(&io, socket.ns(), shares_plain_rooms, &message)
+        .await;
+    let reply = ChatReply::from_broadcast(result, socket.id.as_str(), message.room.as_deref());
+    request.reply(&socket, &reply);
+}
+
+/// Events nobody handles still count against the sender's rate limit, so unknown event names
+/// cannot be used to flood around it.
+pub async fn on_unhandled<A: Adapter>(
+    socket: SocketRef<A>,
+    State(relay): State<Arc<Relay>>,
+    mut request: EventRequest<A>,
+) {
+    if request.accept(&socket, &relay).await.is_some() {
+        tracing::debug!(sid = %socket.id, ns = socket.ns(), "event without a handler ignored");
+    }
+}
+
+/// Reads the room argument; a refusal is acknowledged here, and `None` means the event is
+/// done with.
+fn requested_room<A: Adapter>(
+    socket: &SocketRef<A>,
+    args: &EventArgs,
+    relay: &Relay,
+    request: &mut EventRequest<A>,
+) -> Option<RoomName> {
+    RoomName::parse(args.first(), relay.limits.max_room_name_chars)
+        .inspect_err(|error| request.reply_error(socket, error))
+        .ok()
+}
+
+async fn acknowledge_room<A: Adapter>(
+    socket: &SocketRef<A>,
+    io: &SocketIo<A>,
+    relay: &Relay,
+    request: &mut EventRequest<A>,
+    room: &RoomName,
+) {
+    let shares_plain_rooms = request
+        .client()
+        .is_some_and(ClientState::shares_plain_rooms);
+    let size = relay
+        .room_size(io, socket.ns(), shares_plain_rooms, room.as_str())
+        .await;
+    request.reply(
+        socket,
+        &RoomAck {
+            room: room.as_str(),
+            size,
+        },
+    );
+}
+
+fn announces_presence(client: Option<&ClientState>) -> bool {
+    client
+        .and_then(|client| client.namespace)
+        .is_some_and(|ns| ns.presence)
+}
+
+/// Who receives a presence update.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Every member, the socket that changed included.
+    Everyone,
+    /// The other members: the socket is on its way out and may still be listed.
+    OthersOnly,
+}
+
+/// Tells the members of `room` who is in it now.
+pub async fn announce<A: Adapter>(socket: &SocketRef<A>, room: &str, audience: Audience) {
+    let mut members = room_members(socket.within(room.to_owned()), room).await;
+    let operators = match audience {
+        Audience::Everyone => socket.within(room.to_owned()),
+        Audience::OthersOnly => {
+            members.retain(|m| m != socket.id.as_str());
+            socket.to(room.to_owned())
+        }
+    };
+    let presence = Presence { room, members };
+    if let Err(error) = operators.emit("presence", &presence).await {
+        tracing::warn!(sid = %socket.id, room, %error, "presence not delivered");
+    }
+}
