@@ -163,26 +163,29 @@ async fn rooms_per_socket_and_room_name_length_are_bounded() {
     app.stop().await.expect("clean stop");
 }
 
+/// An event over the rate limit is answered, never left hanging: its ack carries the error.
 #[tokio::test]
-async fn events_past_the_rate_are_dropped_and_a_flooder_is_disconnected() {
+async fn events_past_the_rate_get_an_error_ack_and_a_flooder_is_disconnected() {
     let app = spawn_app(&["--max-events-per-second", "20"]).await;
     let mut flooder = SioClient::connect(app.address, "/").await;
     let mut control = SioClient::connect(app.address, "/").await;
     for i in 0..100 {
         flooder.send_raw(format!("42{i}[\"echo\",{i}]")).await;
     }
-    let mut acks = 0;
-    while flooder
-        .maybe_ack(Duration::from_millis(300))
-        .await
-        .is_some()
-    {
-        acks += 1;
+    let limited = json!({ "error": "rate limited: more than 20 events per second" });
+    let (mut echoed, mut refused) = (0, 0);
+    while let Some(args) = flooder.maybe_ack(Duration::from_millis(300)).await {
+        if args == [limited.clone()] {
+            refused += 1;
+        } else {
+            echoed += 1;
+        }
     }
     assert!(
-        (20..=40).contains(&acks),
-        "{acks} of 100 burst events acknowledged with a limit of 20/s"
+        (20..=40).contains(&echoed),
+        "{echoed} of 100 burst events acknowledged with a limit of 20/s"
     );
+    assert_eq!(echoed + refused, 100, "every event with an ack is answered");
     // Keep flooding for a few seconds: the server hangs up.
     let mut closed = false;
     for _ in 0..50 {
@@ -200,6 +203,38 @@ async fn events_past_the_rate_are_dropped_and_a_flooder_is_disconnected() {
         [json!("ok")]
     );
     control.close().await;
+    app.stop().await.expect("clean stop");
+}
+
+/// Events without an ack that are over the limit are dropped, and counted where operators see.
+#[tokio::test]
+async fn unacknowledged_events_past_the_rate_are_dropped_and_counted() {
+    let app = spawn_app(&["--max-events-per-second", "20", "--tick-interval-ms", "0"]).await;
+    let mut sender = SioClient::connect(app.address, "/").await;
+    sender.expect_event("message").await;
+    for i in 0..50 {
+        sender.send_raw(format!("42[\"message\",{i}]")).await;
+    }
+    let mut echoed = 0;
+    while sender
+        .maybe_event("message", Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        echoed += 1;
+    }
+    assert_eq!(echoed, 20, "the first 20 of the burst are handled");
+    let health: serde_json::Value = reqwest::get(format!("{}/healthz", app.url()))
+        .await
+        .expect("healthz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["rate_limited_events"], 30);
+    // One window over the limit is forgiven: the socket stays connected.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(sender.emit_with_ack("echo", &[json!(1)]).await, [json!(1)]);
+    sender.close().await;
     app.stop().await.expect("clean stop");
 }
 

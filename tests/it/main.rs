@@ -11,4 +11,5 @@ mod limits;
 mod plain_ws;
 mod redis_server;
 mod resilience;
+mod router;
 mod runtime;

@@ -497,6 +497,47 @@ async fn plain_clients_count_against_the_connection_limit() {
     app.stop().await.expect("clean stop");
 }
 
+/// A request over the rate limit is answered in its ack, as a Socket.IO client's would be.
+#[tokio::test]
+async fn requests_past_the_rate_get_an_error_ack() {
+    let app = spawn_app(&["--max-events-per-second", "5", "--tick-interval-ms", "0"]).await;
+    let mut client = PlainClient::open(app.address).await;
+    for id in 0..8 {
+        client
+            .ws
+            .send(Message::text(
+                json!({ "event": "echo", "id": id, "data": id }).to_string(),
+            ))
+            .await
+            .expect("send");
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 8 {
+        let frame = timeout(Duration::from_secs(2), client.ws.next())
+            .await
+            .expect("an answer for every request")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(text) = frame {
+            answers.push(serde_json::from_str::<Value>(text.as_str()).expect("json"));
+        }
+    }
+    for (id, answer) in answers.iter().enumerate().take(5) {
+        assert_eq!(answer, &json!({ "event": "ack", "id": id, "data": id }));
+    }
+    for (id, answer) in answers.iter().enumerate().skip(5) {
+        assert_eq!(
+            answer,
+            &json!({
+                "event": "ack",
+                "id": id,
+                "data": { "error": "rate limited: more than 5 events per second" }
+            })
+        );
+    }
+    app.stop().await.expect("clean stop");
+}
+
 #[tokio::test]
 async fn a_flooding_client_is_cut_off() {
     let app = spawn_app(&["--max-events-per-second", "5"]).await;

@@ -34,7 +34,14 @@ describe("/healthz", () => {
     });
 
   it("describes the server", async () => {
-    assert.deepEqual(await health(), { status: "ok", connections: 0, version: "0.1.0", adapter: "memory" });
+    assert.deepEqual(await health(), {
+      status: "ok",
+      connections: 0,
+      version: "0.1.0",
+      adapter: "memory",
+      tick_interval_ms: null,
+      rate_limited_events: 0,
+    });
   });
 
   it("counts connections up and back down", async () => {
