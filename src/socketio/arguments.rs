@@ -3,10 +3,9 @@
 //! socketioxide reads only as much of an event as it needs: text after the JSON array is
 //! ignored, placeholders are filled in arrival order whatever their `num`, and arguments that
 //! fail to decode make it skip the handler without a word. Node closes the connection for each
-//! of these. [`Args`] checks the raw packet first, so a handler either gets well-formed
+//! of these. [`decode`] checks the raw packet first, so a handler either gets well-formed
 //! arguments or disconnects the sender with the reason.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -82,24 +81,16 @@ fn placeholders_in_range(value: &serde_json::Value, attachments: usize) -> bool 
     }
 }
 
-/// An event's arguments, or why they were refused; extract it in place of `Data<EventArgs>`.
-#[derive(Debug)]
-pub struct Args(pub Result<EventArgs, MalformedArgs>);
-
-impl<A: Adapter> FromMessageParts<A> for Args {
-    type Error = Infallible;
-
-    fn from_message_parts(
-        socket: &Arc<Socket<A>>,
-        value: &mut Value,
-        ack_id: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        if let Err(error) = check_raw(value) {
-            return Ok(Args(Err(error)));
-        }
-        let TryData(decoded) = TryData::<EventArgs>::from_message_parts(socket, value, ack_id)?;
-        Ok(Args(decoded.map_err(MalformedArgs::Undecodable)))
-    }
+/// An event's arguments, decoded as socketioxide's `Data<EventArgs>` would, or why they are
+/// refused.
+pub fn decode<A: Adapter>(
+    socket: &Arc<Socket<A>>,
+    value: &mut Value,
+    ack_id: &Option<i64>,
+) -> Result<EventArgs, MalformedArgs> {
+    check_raw(value)?;
+    let Ok(TryData(decoded)) = TryData::<EventArgs>::from_message_parts(socket, value, ack_id);
+    decoded.map_err(MalformedArgs::Undecodable)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use crate::relay::Relay;
 use crate::relay::chat::{ChatReply, RoomLimitError, chat_message};
 use crate::relay::client::ClientState;
 use crate::relay::delivery::room_members;
-use crate::relay::payload::{EventArgs, Presence, RoomAck};
+use crate::relay::payload::{Presence, RoomAck};
 use crate::relay::room::RoomName;
 
 /// Sends every argument back to the sender as `message`.
@@ -48,10 +48,7 @@ pub async fn on_join<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(args) = request.accept(&socket, &relay).await else {
-        return;
-    };
-    let Some(room) = requested_room(&socket, &args, &relay, &mut request) else {
+    let Some(room) = requested_room(&socket, &relay, &mut request).await else {
         return;
     };
     let rooms = socket.rooms();
@@ -75,10 +72,7 @@ pub async fn on_leave<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(args) = request.accept(&socket, &relay).await else {
-        return;
-    };
-    let Some(room) = requested_room(&socket, &args, &relay, &mut request) else {
+    let Some(room) = requested_room(&socket, &relay, &mut request).await else {
         return;
     };
     let was_member = socket.rooms().iter().any(|r| r == room.as_str());
@@ -131,14 +125,14 @@ pub async fn on_unhandled<A: Adapter>(
     }
 }
 
-/// Reads the room argument; a refusal is acknowledged here, and `None` means the event is
-/// done with.
-fn requested_room<A: Adapter>(
+/// Accepts a `join` or `leave` and reads its room argument; a refusal is acknowledged here,
+/// and `None` means the event is done with.
+async fn requested_room<A: Adapter>(
     socket: &SocketRef<A>,
-    args: &EventArgs,
     relay: &Relay,
     request: &mut EventRequest<A>,
 ) -> Option<RoomName> {
+    let args = request.accept(socket, relay).await?;
     RoomName::parse(args.first(), relay.limits.max_room_name_chars)
         .inspect_err(|error| request.reply_error(socket, error))
         .ok()

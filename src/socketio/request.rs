@@ -12,7 +12,7 @@ use socketioxide::handler::{FromMessageParts, Value};
 use socketioxide::socket::Socket;
 use socketioxide::{SendError, SocketError};
 
-use super::arguments::{Args, MalformedArgs};
+use super::arguments::{self, MalformedArgs};
 use super::ordering::InOrder;
 use crate::relay::Relay;
 use crate::relay::client::ClientState;
@@ -38,7 +38,7 @@ impl<A: Adapter> FromMessageParts<A> for EventRequest<A> {
         value: &mut Value,
         ack_id: &Option<i64>,
     ) -> Result<Self, Infallible> {
-        let Args(args) = Args::from_message_parts(socket, value, ack_id)?;
+        let args = arguments::decode(socket, value, ack_id);
         let ack = AckSender::from_message_parts(socket, value, ack_id)?;
         let client = socket.extensions.get::<Arc<ClientState>>();
         let turn = InOrder::take_ticket(client.as_deref());
