@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Measures iorelay next to Node socket.io 4 (tests/bench/node-reference.mjs) and the raw
-# WebSocket reference (src/bin/raw-ws-reference.rs), which serve the same event contract, in
-# one run: the servers take turns, each pinned to CPU 0, with the load generator
-# (src/bin/iorelay-bench) on CPU 1. Traffic stays on loopback.
+# WebSocket reference (bench/src/bin/raw-ws-reference.rs), which serve the same event contract,
+# in one run: the servers take turns, each pinned to CPU 0, with the load generator (bench/src/)
+# on CPU 1. Traffic stays on loopback.
 #
 #   bash tests/bench/run.sh --quick   # under a minute once built; CI's smoke test
 #   bash tests/bench/run.sh --full    # about 10 minutes; the table in README.md
@@ -49,7 +49,7 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 step "building iorelay, the load generator and the raw reference (release)"
-cargo build --release --locked --bin iorelay --bin iorelay-bench --bin raw-ws-reference
+cargo build --release --locked -p iorelay -p iorelay-bench --bin iorelay --bin iorelay-bench --bin raw-ws-reference
 if [[ ! -d tests/node_modules/socket.io ]]; then
   step "installing socket.io for the Node reference"
   npm ci --prefix tests --no-audit --no-fund --loglevel=error
