@@ -19,6 +19,7 @@ use tokio::time::timeout;
 
 use crate::client::Client;
 use crate::histogram::{Histogram, SparseHistogram, ms};
+use crate::losses::Losses;
 use crate::{Common, emit, now_ns, rss_kib};
 
 /// Files a worker keeps for itself besides its clients.
@@ -83,7 +84,7 @@ enum Outcome {
     Failed(&'static str),
 }
 
-pub async fn run(args: ConnectArgs, files: u64) -> Result<(), String> {
+pub async fn run(args: ConnectArgs, files: u64) -> Result<Losses, String> {
     args.common.check()?;
     if args.clients == 0 {
         return Err("--clients must be at least 1".into());
@@ -157,6 +158,22 @@ pub async fn run(args: ConnectArgs, files: u64) -> Result<(), String> {
         _ => None,
     };
     let failures: u64 = connected.failures.values().sum();
+    let mut losses = Losses::default();
+    losses.count(failures, |n| {
+        let kinds: Vec<String> = connected
+            .failures
+            .iter()
+            .map(|(kind, count)| format!("{count} {kind}"))
+            .collect();
+        format!(
+            "{n} of {} clients could not connect ({})",
+            args.clients,
+            kinds.join(", ")
+        )
+    });
+    losses.count(held.disconnects, |n| {
+        format!("{n} clients were disconnected while held")
+    });
     let result = serde_json::json!({
         "scenario": "connect",
         "server": args.common.label,
@@ -177,6 +194,7 @@ pub async fn run(args: ConnectArgs, files: u64) -> Result<(), String> {
         "kib_per_connection": kib_per_connection.map(|kib| (kib * 100.0).round() / 100.0),
         "disconnects": held.disconnects,
         "pings": held.pings,
+        "losses": losses.to_json(),
     });
     emit(
         &result,
@@ -213,11 +231,12 @@ pub async fn run(args: ConnectArgs, files: u64) -> Result<(), String> {
                 ),
             ),
         ],
+        &losses,
     );
     if connected.connected == 0 {
         return Err("no client could connect".into());
     }
-    Ok(())
+    Ok(losses)
 }
 
 /// One worker process and its pipes.

@@ -4,7 +4,8 @@
 //! measures the latency of every delivery. Publishing is either at a fixed rate, or as fast as
 //! the server acknowledges with a fixed number of chats awaiting their ack. After publishing
 //! stops, the members get a bounded time to receive the rest; whatever has not arrived by then
-//! is undelivered.
+//! is undelivered (chats the server refused with an error ack are not expected). Undelivered chats, chats whose ack never came or carried an error, members
+//! that could not join and lost connections are the run's [`Losses`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::client::{Client, Endpoint, Outbox, find};
 use crate::histogram::{Histogram, ms};
+use crate::losses::{Losses, ack_error};
 use crate::{Common, cpu_percent, cpu_ticks, emit, now_ns, percent};
 
 #[derive(Args, Debug)]
@@ -55,14 +57,18 @@ struct MemberResult {
 #[derive(Default)]
 struct Published {
     sent: u64,
+    /// Acks with `"ok": true`.
     acked: u64,
+    /// Acks without it, such as `{ "error": "rate limited: ..." }`.
     refused: u64,
+    /// The error of the first refusal.
+    first_error: Option<String>,
     first_sent_ns: u64,
     last_sent_ns: u64,
     lost: bool,
 }
 
-pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
+pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     args.common.check()?;
     if args.members == 0 || args.members as u64 + 64 > files {
         return Err(format!(
@@ -124,7 +130,8 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
     );
     let own_cpu = cpu_percent(own_cpu_before, cpu_ticks(own_pid), cpu_elapsed);
     // Drain: until everything sent has arrived everywhere, or the drain time is up.
-    let expected = published.sent * member_count;
+    // Chats the server refused are not expected anywhere: they are losses of their own.
+    let expected = published.sent.saturating_sub(published.refused) * member_count;
     while received_total.load(Ordering::Relaxed) < expected && Instant::now() < drain_end {
         sleep(Duration::from_millis(10)).await;
     }
@@ -146,6 +153,27 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
     }
 
     let undelivered = expected.saturating_sub(received);
+    let unacked = published
+        .sent
+        .saturating_sub(published.acked + published.refused);
+    let mut losses = Losses::default();
+    losses.count(join_failures, |n| {
+        format!("{n} of {} members could not join the room", args.members)
+    });
+    losses.count(undelivered, |n| {
+        format!("{n} of {expected} deliveries of accepted chats never arrived")
+    });
+    losses.count(unacked, |n| {
+        format!("{n} of {} chats never acknowledged", published.sent)
+    });
+    losses.count(published.refused, |n| match &published.first_error {
+        Some(error) => format!("{n} chats answered with an error, the first: {error}"),
+        None => format!("{n} chats answered without \"ok\": true"),
+    });
+    losses.count(lost_members, |n| {
+        format!("{n} members lost their connection")
+    });
+    losses.note(published.lost, "the publisher lost its connection");
     let delivery_window_ns = last_received_ns
         .saturating_sub(published.first_sent_ns)
         .max(1);
@@ -173,6 +201,8 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
         "sent": published.sent,
         "acked": published.acked,
         "refused": published.refused,
+        "unacked": unacked,
+        "first_error": published.first_error,
         "published_per_s": published_per_s.round(),
         "expected": expected,
         "received": received,
@@ -183,6 +213,7 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
         "publisher_lost": published.lost,
         "server_cpu_pct": server_cpu,
         "loadgen_cpu_pct": own_cpu,
+        "losses": losses.to_json(),
     });
     emit(
         &result,
@@ -199,7 +230,7 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
             (
                 "published",
                 format!(
-                    "{} chats ({published_per_s:.0}/s), {} acked, {} refused",
+                    "{} chats ({published_per_s:.0}/s), {} acked, {} refused, {unacked} unanswered",
                     published.sent, published.acked, published.refused
                 ),
             ),
@@ -240,11 +271,12 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<(), String> {
                 ),
             ),
         ],
+        &losses,
     );
     if published.sent == 0 {
         return Err("the publisher sent nothing".into());
     }
-    Ok(())
+    Ok(losses)
 }
 
 /// Connects the members and has each join the room; returns those that did and the failures.
@@ -407,6 +439,9 @@ async fn publish(
                         published.acked += 1;
                     } else {
                         published.refused += 1;
+                        if published.first_error.is_none() {
+                            published.first_error = ack_error(text);
+                        }
                     }
                     if rate == 0 && publishing {
                         queue_chat(&mut published, &mut |packet| out.text(packet));

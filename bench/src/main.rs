@@ -11,6 +11,10 @@
 //!   fast as the server acknowledges; delivered messages per second, latency, undelivered.
 //! - `echo`: clients in a closed loop of `echo` acknowledgements; acks per second, latency.
 //!
+//! A scenario that lost anything (undelivered messages, acknowledgements never answered or
+//! answered with an error, connections that failed or broke) says so in red and exits with
+//! code 3 ([`losses`]); one that could not run exits with code 1.
+//!
 //! Traffic only ever goes to loopback addresses, and every scenario ends by itself.
 
 mod client;
@@ -18,6 +22,7 @@ mod connect;
 mod echo;
 mod fanout;
 mod histogram;
+mod losses;
 mod report;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -28,6 +33,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::Endpoint;
+use crate::losses::Losses;
 
 #[derive(Parser)]
 #[command(
@@ -132,7 +138,7 @@ struct WaitArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Report(args) = &cli.command {
-        return exit(report::run(args));
+        return exit(report::run(args).map(|()| Losses::default()));
     }
     let files = raise_file_limit();
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -145,19 +151,20 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Connect(args) => connect::run(args, files).await,
-            Command::ConnectWorker(args) => connect::worker(args).await,
+            Command::ConnectWorker(args) => connect::worker(args).await.map(|()| Losses::default()),
             Command::Fanout(args) => fanout::run(args, files).await,
             Command::Echo(args) => echo::run(args, files).await,
-            Command::Wait(args) => wait(args).await,
+            Command::Wait(args) => wait(args).await.map(|()| Losses::default()),
             Command::Report(_) => unreachable!("handled before the runtime starts"),
         }
     });
     exit(result)
 }
 
-fn exit(result: Result<(), String>) -> ExitCode {
+fn exit(result: Result<Losses, String>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(losses) if losses.is_empty() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(losses::EXIT_CODE),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE
@@ -261,13 +268,14 @@ pub fn percent(value: Option<f64>) -> String {
     value.map_or("unknown".into(), |value| format!("{value:.0} %"))
 }
 
-/// Prints a scenario's JSON line on stdout and its table on stderr.
-pub fn emit(result: &serde_json::Value, table: &[(&str, String)]) {
+/// Prints a scenario's JSON line on stdout, and its table and what it lost on stderr.
+pub fn emit(result: &serde_json::Value, table: &[(&str, String)], losses: &Losses) {
     println!("{result}");
     let width = table.iter().map(|(name, _)| name.len()).max().unwrap_or(0);
     for (name, value) in table {
         eprintln!("  {name:<width$}  {value}");
     }
+    losses.print();
 }
 
 /// A path argument that must exist.

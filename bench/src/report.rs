@@ -1,13 +1,16 @@
 //! `report`: the comparison table of a run, from the JSON lines the scenarios printed.
 //!
 //! Rounds of the same case are summarised by their median for rates and latencies, and by their
-//! worst value for failures, disconnects and undelivered messages.
+//! worst value for failures, disconnects and undelivered messages. The last section lists every
+//! run that lost something (see [`crate::losses`]), in red on a terminal.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::Args;
 use serde_json::Value;
+
+use crate::losses::Color;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -378,8 +381,65 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
             let _ = writeln!(out, "  {target}: {verdict}");
         }
     }
+
+    out.push_str(&heading("losses"));
+    let color = if args.markdown {
+        Color::plain()
+    } else {
+        Color::for_stdout()
+    };
+    // The subject's losses fail a run (tests/bench/run.sh); a reference's are part of the
+    // comparison, such as Node falling behind the fixed-rate fan-out.
+    let lost = lost_runs(&cases);
+    if lost.is_empty() {
+        let none = "none: every message delivered, every ack answered without an error";
+        let _ = writeln!(out, "{} {none}", if args.markdown { "-" } else { " " });
+    }
+    for (server, line) in lost {
+        let subject = server == args.subject;
+        let label = if subject {
+            "LOST"
+        } else {
+            "lost by a reference"
+        };
+        if args.markdown {
+            let _ = writeln!(out, "- {label}: {line}");
+        } else if subject {
+            let _ = writeln!(out, "  {}", color.red(&format!("{label}: {line}")));
+        } else {
+            let _ = writeln!(out, "  {label}: {line}");
+        }
+    }
     print!("{out}");
     Ok(())
+}
+
+/// One line per run that lost something, with its server: server, case, run number and losses.
+fn lost_runs(cases: &[Case]) -> Vec<(&str, String)> {
+    let mut lines = Vec::new();
+    for case in cases {
+        for (server, runs) in &case.servers {
+            for (index, run) in runs.iter().enumerate() {
+                let losses: Vec<&str> = run
+                    .get("losses")
+                    .and_then(Value::as_array)
+                    .map(|losses| losses.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if !losses.is_empty() {
+                    lines.push((
+                        server.as_str(),
+                        format!(
+                            "{server}, {} (run {}): {}",
+                            case.name,
+                            index + 1,
+                            losses.join("; ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    lines
 }
 
 /// Each target of the benchmark and whether this run meets it.
@@ -519,4 +579,38 @@ fn targets(cases: &[Case], args: &ReportArgs) -> Vec<(String, String)> {
         verdict(soak_met, soak_detail),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_only_the_runs_that_lost_something() {
+        let case = Case {
+            name: "fanout 20 members, max rate (window 64)".into(),
+            scenario: "fanout".into(),
+            servers: vec![
+                (
+                    "iorelay".into(),
+                    vec![
+                        serde_json::json!({ "losses": [] }),
+                        serde_json::json!({ "losses": ["3 of 9 chats never acknowledged", "9 of 27 deliveries of accepted chats never arrived"] }),
+                    ],
+                ),
+                // Results written before losses were recorded have no such field.
+                ("node".into(), vec![serde_json::json!({ "undelivered": 0 })]),
+            ],
+        };
+        let cases = [case];
+        assert_eq!(
+            lost_runs(&cases),
+            vec![(
+                "iorelay",
+                "iorelay, fanout 20 members, max rate (window 64) (run 2): 3 of 9 chats never \
+                 acknowledged; 9 of 27 deliveries of accepted chats never arrived"
+                    .to_owned()
+            )]
+        );
+    }
 }

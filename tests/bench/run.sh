@@ -5,16 +5,26 @@
 # on CPU 1. Traffic stays on loopback.
 #
 #   bash tests/bench/run.sh --quick   # under a minute once built; CI's smoke test
-#   bash tests/bench/run.sh --full    # about 10 minutes; the table in README.md
+#   bash tests/bench/run.sh --full    # about 10 minutes; the tables of docs/performance.md
 #
-# Prints each measurement's table, then the comparison with ratios and the targets. Exits 0
-# when every scenario ran, whatever the numbers (machines are noisy); 1 when one could not run.
+# iorelay runs with --max-events-per-second 1000000, so that the run measures the server, not
+# its per-socket rate limiter; the run's header prints its whole command line.
+#
+# Prints each measurement's table, then the comparison with ratios, the targets and the losses.
+# Whatever the numbers (machines are noisy), exits 0 when every scenario ran and iorelay lost
+# nothing; 3 when iorelay lost messages, left acks unanswered or answered them with an error,
+# or lost connections (said in red on a terminal, unless NO_COLOR is set); 1 when a
+# measurement could not run. The references' losses are listed but fail nothing: Node cannot
+# keep up with the fixed-rate fan-out.
 #
 # Environment: BENCH_OUT (results directory; default a new one under /tmp), BENCH_PORT (first
-# of three ports; default 39101), BENCH_SERVERS (default "iorelay node raw").
+# of three ports; default 39101), BENCH_SERVERS (default "iorelay node raw"),
+# BENCH_IORELAY_ARGS (more iorelay options; one given here replaces the default of the same
+# name), BENCH_SCENARIOS (scenarios separated by ";", run once instead of the mode's, e.g.
+# "echo --clients 10 --duration-s 1").
 set -euo pipefail
 
-usage() { sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 mode=quick
 case "${1:---quick}" in
@@ -36,6 +46,27 @@ release="${CARGO_TARGET_DIR:-$root/target}/release"
 bench="$release/iorelay-bench"
 
 step() { printf '\n==> %s\n' "$*"; }
+# red TEXT: TEXT in red when stderr is a terminal and NO_COLOR is unset.
+red() {
+  if [[ -t 2 && -z "${NO_COLOR:-}" ]]; then
+    printf '\033[31m%s\033[0m\n' "$*"
+  else
+    printf '%s\n' "$*"
+  fi
+}
+
+# iorelay's options: the defaults below, except those BENCH_IORELAY_ARGS gives itself (clap
+# refuses an option given twice), then BENCH_IORELAY_ARGS.
+read -r -a iorelay_extra <<<"${BENCH_IORELAY_ARGS:-}"
+iorelay_defaults=(--tick-interval-ms 0 --max-events-per-second 1000000)
+iorelay_args=()
+for ((i = 0; i < ${#iorelay_defaults[@]}; i += 2)); do
+  option=${iorelay_defaults[i]}
+  if [[ " ${iorelay_extra[*]} " != *" $option "* && " ${iorelay_extra[*]} " != *" $option="* ]]; then
+    iorelay_args+=("$option" "${iorelay_defaults[i + 1]}")
+  fi
+done
+iorelay_args+=("${iorelay_extra[@]}")
 
 if [[ "$(nproc)" -ge 2 ]] && command -v taskset >/dev/null 2>&1; then
   server_cpu=(taskset -c 0)
@@ -50,7 +81,7 @@ ulimit -n "$(ulimit -Hn)"
 
 step "building iorelay, the load generator and the raw reference (release)"
 cargo build --release --locked -p iorelay -p iorelay-bench --bin iorelay --bin iorelay-bench --bin raw-ws-reference
-if [[ ! -d tests/node_modules/socket.io ]]; then
+if [[ " ${servers[*]} " == *" node "* && ! -d tests/node_modules/socket.io ]]; then
   step "installing socket.io for the Node reference"
   npm ci --prefix tests --no-audit --no-fund --loglevel=error
 fi
@@ -58,6 +89,7 @@ fi
 started=$SECONDS
 server_pid=""
 failed=()
+lost=()
 
 stop_server() {
   [[ -n "$server_pid" ]] || return 0
@@ -77,9 +109,10 @@ start_server() {
   local name=$1 port=$2 log="$out/$1.log"
   case "$name" in
     iorelay)
-      # The shipped configuration (full event contract, logs at info) without the ticker.
+      # The shipped configuration (full event contract, logs at info) without the ticker and
+      # with a rate limit no client of the benchmark reaches.
       NO_COLOR=1 "${server_cpu[@]}" "$release/iorelay" --host 127.0.0.1 \
-        --port "$port" --tick-interval-ms 0 >>"$log" 2>&1 &
+        --port "$port" "${iorelay_args[@]}" >>"$log" 2>&1 &
       ;;
     node)
       "${server_cpu[@]}" node "$root/tests/bench/node-reference.mjs" --host 127.0.0.1 \
@@ -114,10 +147,14 @@ measure() {
     failed+=("$name $scenario $*")
     return 0
   fi
-  if ! timeout "$case_timeout" "${load_cpu[@]}" "$bench" "$scenario" --label "$name" \
-    --target "127.0.0.1:$port" --server-pid "$server_pid" "$@" >>"$results"; then
-    failed+=("$name $scenario $*")
-  fi
+  local status=0
+  timeout "$case_timeout" "${load_cpu[@]}" "$bench" "$scenario" --label "$name" \
+    --target "127.0.0.1:$port" --server-pid "$server_pid" "$@" >>"$results" || status=$?
+  case $status in
+    0) ;;
+    3) lost+=("$name $scenario $*") ;; # ran, and printed what it lost
+    *) failed+=("$name $scenario $*") ;;
+  esac
   stop_server
 }
 
@@ -138,7 +175,16 @@ run_rounds() {
   done
 }
 
-if [[ $mode == quick ]]; then
+printf '\nmode: %s; servers: %s\n' "$mode" "${servers[*]}"
+printf 'iorelay: %s --host 127.0.0.1 --port PORT %s\n' "$release/iorelay" "${iorelay_args[*]}"
+printf 'results: %s\n' "$out"
+
+if [[ -n "${BENCH_SCENARIOS:-}" ]]; then
+  case_timeout=120
+  IFS=';' read -r -a chosen <<<"$BENCH_SCENARIOS"
+  step "the scenarios of BENCH_SCENARIOS, one round"
+  run_rounds 1 "${chosen[@]}"
+elif [[ $mode == quick ]]; then
   case_timeout=60
   step "quick mode: one round, small sizes"
   run_rounds 1 \
@@ -168,8 +214,22 @@ if [[ -s "$results" ]]; then
   echo "Markdown: $out/report.md"
 fi
 
+# The server under test must lose nothing; the references' losses are part of the comparison.
+subject_lost=()
+for measurement in "${lost[@]}"; do
+  if [[ $measurement == "iorelay "* ]]; then
+    subject_lost+=("$measurement")
+  else
+    echo "note: a reference lost messages or connections (see above): $measurement"
+  fi
+done
 if ((${#failed[@]})); then
-  echo "error: these measurements could not run:" >&2
+  red "error: these measurements could not run:" >&2
   printf '  %s\n' "${failed[@]}" >&2
   exit 1
+fi
+if ((${#subject_lost[@]})); then
+  red "error: iorelay lost messages, acks or connections in these measurements (\"LOST\" above):" >&2
+  for measurement in "${subject_lost[@]}"; do red "  $measurement" >&2; done
+  exit 3
 fi
