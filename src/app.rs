@@ -15,12 +15,14 @@ use socketioxide::{SocketIo, TransportType};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::adapter::RedisStatus;
+use crate::api;
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::guard::{self, RealtimeGuard};
 use crate::http::{health, request_head, static_files};
 use crate::plain_ws::{self, PlainEndpoint};
 use crate::relay::Relay;
+use crate::relay::webhook::WebhookSetupError;
 
 /// Everything served on the port: Socket.IO at `--path`, plain WebSocket, health, the page and,
 /// in the conformance profile, the Engine.IO echo, behind CORS and the realtime guard.
@@ -44,6 +46,7 @@ pub fn router<A: Adapter>(
             redis,
             config.tick_interval(),
         ))
+        .merge(api::router(config, io.clone(), relay.clone()))
         .merge(static_files::client_bundle_router(
             &config.static_dir,
             &config.path,
@@ -68,15 +71,15 @@ pub fn router<A: Adapter>(
 }
 
 /// The router of a single node on the in-memory adapter, with its namespaces registered.
-pub fn memory_router(config: Config) -> Router {
+pub fn memory_router(config: Config) -> Result<Router, WebhookSetupError> {
     let config = Arc::new(config);
-    let relay = Relay::from_config(&config);
+    let relay = Relay::from_config(&config)?;
     let (service, io) = socket_io_builder(&config)
         .with_state(relay.clone())
         .build_svc();
     // In memory, a namespace's adapter initialisation has nothing to wait for.
-    let _initialised = crate::socketio::register(&io, &config);
-    router(&config, &relay, (service, &io), None)
+    let _initialised = crate::socketio::register(&io, &config, &relay);
+    Ok(router(&config, &relay, (service, &io), None))
 }
 
 /// socketioxide configured as Node socket.io's options in `config` say.

@@ -123,8 +123,9 @@ pub struct Config {
     #[arg(long, env = "IORELAY_MAX_ROOM_NAME_LENGTH", default_value_t = 128)]
     pub max_room_name_length: usize,
 
-    /// Events one socket may send per second; the excess is dropped, and a socket that keeps
-    /// exceeding it for 3 seconds is disconnected.
+    /// Events one socket may send per second; an event over it is answered with an error ack
+    /// (or dropped and counted when it asks for none), and a socket that keeps exceeding it for
+    /// 3 seconds is disconnected.
     #[arg(long, env = "IORELAY_MAX_EVENTS_PER_SECOND", default_value_t = 5_000)]
     pub max_events_per_second: u32,
 
@@ -158,6 +159,41 @@ pub struct Config {
     /// Log line format.
     #[arg(long, env = "IORELAY_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+
+    /// URL the app receives event webhooks at (`http://` or `https://`); events no built-in
+    /// handler takes are POSTed there.
+    #[arg(long, env = "IORELAY_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// Key of the HMAC-SHA256 signature in `X-Iorelay-Signature`; required with a webhook URL.
+    #[arg(long, env = "IORELAY_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+
+    /// Time the app has to answer one webhook, in milliseconds.
+    #[arg(long, env = "IORELAY_WEBHOOK_TIMEOUT_MS", default_value_t = 5_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// Webhook requests in flight at once on this node; past it, events wait.
+    #[arg(long, env = "IORELAY_WEBHOOK_CONCURRENCY", default_value_t = 256)]
+    pub webhook_concurrency: usize,
+
+    /// Built-in events that stay on, comma-separated (`none` turns them all off); the others
+    /// go to the webhook.
+    #[arg(
+        long,
+        env = "IORELAY_BUILTIN_EVENTS",
+        value_delimiter = ',',
+        default_value = "message,echo,join,leave,chat"
+    )]
+    pub builtin_events: Vec<String>,
+
+    /// A further namespace whose events all go to the webhook; repeat for several.
+    #[arg(long = "namespace", env = "IORELAY_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+
+    /// Bearer key of the HTTP server API at `/api/*`; without it the API answers 404.
+    #[arg(long, env = "IORELAY_API_KEY", hide_env_values = true)]
+    pub api_key: Option<Secret>,
 
     /// A preset that overrides the options above for a purpose.
     #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
@@ -250,11 +286,39 @@ pub enum ConfigError {
     /// A limit that must be positive is zero.
     #[error("invalid value '0' for '--{0}': must be greater than 0")]
     ZeroLimit(&'static str),
+    /// `--webhook-url` is not an http(s) URL with a host.
+    #[error(
+        "invalid value '{0}' for '--webhook-url': expected an http:// or https:// URL with a host"
+    )]
+    WebhookUrl(String),
+    /// A webhook URL without a secret to sign its requests with.
+    #[error("'--webhook-url' needs '--webhook-secret': the app must be able to check who calls it")]
+    WebhookWithoutSecret,
+    /// A `--builtin-events` entry that names no built-in event.
+    #[error(
+        "invalid value '{0}' for '--builtin-events': expected message, echo, join, leave, chat or none"
+    )]
+    BuiltinEvent(String),
+    /// A `--namespace` that is not a path, or is one of the built-in namespaces.
+    #[error("invalid value '{0}' for '--namespace': {1}")]
+    Namespace(String, &'static str),
+    /// An empty `--api-key` or `--webhook-secret`.
+    #[error("'--{0}' must not be empty")]
+    EmptySecret(&'static str),
     /// `--cors-credentials` together with the `*` origin.
     #[error(
         "invalid value '*' for '--cors-origin': a wildcard origin cannot be used with '--cors-credentials'"
     )]
     WildcardWithCredentials,
+}
+
+/// `http://host...` or `https://host...` with a non-empty host.
+fn is_http_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.host().is_some_and(|host| !host.is_empty())
 }
 
 fn default_port() -> u32 {
@@ -307,6 +371,8 @@ impl Config {
             ("max-room-name-length", self.max_room_name_length),
             ("max-events-per-second", self.max_events_per_second as usize),
             ("max-buffer-size", self.max_buffer_size),
+            ("webhook-concurrency", self.webhook_concurrency),
+            ("webhook-timeout-ms", self.webhook_timeout_ms as usize),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroLimit(name));
@@ -323,6 +389,7 @@ impl Config {
             self.path.push('/');
         }
         self.check_plain_websocket()?;
+        self.check_app_integration()?;
         self.transports.dedup();
         if self.transports.is_empty() {
             return Err(ConfigError::NoTransport);
@@ -357,6 +424,63 @@ impl Config {
             Some(bad) => Err(ConfigError::WsProtocol(bad.clone())),
             None => Ok(()),
         }
+    }
+
+    fn check_app_integration(&mut self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.webhook_url {
+            if !is_http_url(url) {
+                return Err(ConfigError::WebhookUrl(url.clone()));
+            }
+            match &self.webhook_secret {
+                None => return Err(ConfigError::WebhookWithoutSecret),
+                Some(secret) if secret.expose().is_empty() => {
+                    return Err(ConfigError::EmptySecret("webhook-secret"));
+                }
+                Some(_) => {}
+            }
+        }
+        if self
+            .api_key
+            .as_ref()
+            .is_some_and(|key| key.expose().is_empty())
+        {
+            return Err(ConfigError::EmptySecret("api-key"));
+        }
+        self.builtin_events.retain(|event| !event.is_empty());
+        if self.builtin_events.iter().any(|event| event == "none") {
+            if self.builtin_events.len() > 1 {
+                return Err(ConfigError::BuiltinEvent("none".into()));
+            }
+            self.builtin_events.clear();
+        }
+        const BUILTIN: [&str; 5] = ["message", "echo", "join", "leave", "chat"];
+        if let Some(bad) = self
+            .builtin_events
+            .iter()
+            .find(|e| !BUILTIN.contains(&e.as_str()))
+        {
+            return Err(ConfigError::BuiltinEvent(bad.clone()));
+        }
+        self.namespaces.retain(|namespace| !namespace.is_empty());
+        for namespace in &self.namespaces {
+            if !namespace.starts_with('/') || namespace.contains(['?', '#', ',', ' ']) {
+                return Err(ConfigError::Namespace(
+                    namespace.clone(),
+                    "expected a path such as '/orders'",
+                ));
+            }
+            if namespace == "/" || namespace == "/chat" {
+                return Err(ConfigError::Namespace(namespace.clone(), "it is built in"));
+            }
+        }
+        self.namespaces.sort();
+        self.namespaces.dedup();
+        Ok(())
+    }
+
+    /// Time the app has to answer one webhook.
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms)
     }
 
     /// Port to bind, checked by [`Config::validated`].

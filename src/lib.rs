@@ -1,6 +1,7 @@
 //! iorelay: a Socket.IO-compatible realtime server.
 //!
 //! A packet's way through the server:
+//! - [`api`] is the HTTP server API the app calls to emit and to act on sockets;
 //! - [`http`]'s guard refuses unlisted origins, unsupported protocol versions and handshakes
 //!   past the connection limit before a session exists;
 //! - socketioxide (mounted by [`app`]) speaks Engine.IO over long-polling and WebSocket and
@@ -15,6 +16,7 @@
 //!   [`runtime`] sizes the async runtime all of the above run on.
 
 pub(crate) mod adapter;
+pub(crate) mod api;
 pub mod app;
 pub mod config;
 pub(crate) mod engine_echo;

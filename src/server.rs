@@ -21,6 +21,7 @@ use crate::adapter::{self, RedisConnectError, RedisStatus, RoomSharing};
 use crate::app::{router, socket_io_builder};
 use crate::config::Config;
 use crate::heap;
+use crate::relay::webhook::WebhookSetupError;
 use crate::relay::{Relay, bridge};
 use crate::socketio::{self, ticker};
 
@@ -73,21 +74,24 @@ pub enum ServeError {
     /// Redis was required and could not be reached.
     #[error(transparent)]
     Redis(#[from] RedisConnectError),
+    /// The webhook client could not be built.
+    #[error(transparent)]
+    Webhook(#[from] WebhookSetupError),
     /// The listener failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Builds the application described by `config`, its rooms shared as `sharing` says.
-pub async fn build(config: Config, sharing: RoomSharing) -> App {
+pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookSetupError> {
     let config = Arc::new(config);
-    let relay = Relay::from_config(&config);
-    match sharing {
+    let relay = Relay::from_config(&config)?;
+    Ok(match sharing {
         RoomSharing::Memory => {
             let (service, io) = socket_io_builder(&config)
                 .with_state(relay.clone())
                 .build_svc();
-            let _initialised = socketio::register(&io, &config);
+            let _initialised = socketio::register(&io, &config, &relay);
             let router = router(&config, &relay, (service, &io), None);
             App {
                 router,
@@ -102,7 +106,7 @@ pub async fn build(config: Config, sharing: RoomSharing) -> App {
             let status = link.status();
             build_shared(config, relay, link, status).await
         }
-    }
+    })
 }
 
 /// The application on the Redis adapter over `link`: plain members hear the other nodes, and
@@ -118,7 +122,7 @@ async fn build_shared<D: Driver>(
         .with_state(relay.clone())
         .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(link))
         .build_svc();
-    let namespaces = socketio::register(&io, &config);
+    let namespaces = socketio::register(&io, &config, &relay);
     let router = router(&config, &relay, (service, &io), Some(status));
     // A namespace only accepts sockets once its adapter is initialised.
     for namespace in namespaces {
@@ -158,7 +162,7 @@ pub async fn serve(
     let shutdown_timeout = config.shutdown_timeout();
     let tick_interval = config.tick_interval();
     let sharing = RoomSharing::from_config(&config).await?;
-    let App { router, node } = build(config, sharing).await;
+    let App { router, node } = build(config, sharing).await?;
     let node: Arc<dyn RelayNode> = Arc::from(node);
     let ticker = tick_interval.map(|interval| node.spawn_ticker(interval));
     let heap_trimmer = node.spawn_heap_trimmer();

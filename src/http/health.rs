@@ -12,6 +12,7 @@ use socketioxide::adapter::Adapter;
 
 use crate::adapter::RedisStatus;
 use crate::relay::Relay;
+use crate::relay::webhook::{Webhook, WebhookHealth};
 
 /// Body of `GET /healthz`.
 #[derive(Debug, Serialize)]
@@ -29,6 +30,9 @@ pub struct Health {
     pub tick_interval_ms: Option<u64>,
     /// Events refused by the per-client rate limit since startup, on both transports.
     pub rate_limited_events: u64,
+    /// The app's event webhook, when one is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookHealth>,
     /// The Redis link, when rooms are shared through Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisHealth>,
@@ -89,7 +93,9 @@ async fn health<A: Adapter>(State(sources): State<HealthSources<A>>) -> Json<Hea
         reachable: status.reachable(),
         dropped_messages: status.dropped_messages(),
     });
-    let degraded = redis.as_ref().is_some_and(|redis| !redis.reachable);
+    let webhook = sources.relay.webhook.as_ref().map(Webhook::health);
+    let degraded = redis.as_ref().is_some_and(|redis| !redis.reachable)
+        || webhook.is_some_and(|webhook| !webhook.reachable);
     Json(Health {
         status: if degraded { "degraded" } else { "ok" },
         connections,
@@ -99,6 +105,7 @@ async fn health<A: Adapter>(State(sources): State<HealthSources<A>>) -> Json<Hea
             .tick_interval
             .map(|interval| u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)),
         rate_limited_events: sources.relay.rate.refused(),
+        webhook,
         redis,
     })
 }

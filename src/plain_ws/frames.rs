@@ -16,7 +16,7 @@ pub enum Inbound {
     Echo,
     /// A request of the event contract.
     Request(Request),
-    /// Starts with `{` but is no request iorelay understands; answered with an error frame.
+    /// Starts with `{` but is no request; answered with an error frame.
     Invalid {
         /// What is wrong, in words.
         message: String,
@@ -28,8 +28,10 @@ pub enum Inbound {
 /// A request from a plain client.
 #[derive(Debug, PartialEq)]
 pub struct Request {
-    /// The event, one of [`PLAIN_EVENTS`].
-    pub event: BuiltinEvent,
+    /// The event's name.
+    pub name: String,
+    /// The built-in event of that name, one of [`PLAIN_EVENTS`], if it is one.
+    pub event: Option<BuiltinEvent>,
     /// Present when the client wants an `ack` frame back.
     pub id: Option<Value>,
     /// The whole frame: `room`, `text`, `data` and the rest are read from it.
@@ -96,13 +98,17 @@ pub fn read(text: &str) -> Inbound {
             };
         }
     };
-    match events::plain_event(event) {
-        Some(event) => Inbound::Request(Request { event, id, body }),
-        None => Inbound::Invalid {
-            message: format!("unknown event \"{event}\": expected {}", expected_events()),
-            id,
-        },
-    }
+    Inbound::Request(Request {
+        event: events::plain_event(event),
+        name: event.clone(),
+        id,
+        body,
+    })
+}
+
+/// What a client that sent an event no handler takes is told.
+pub fn unknown_event(name: &str) -> String {
+    format!("unknown event \"{name}\": expected {}", expected_events())
 }
 
 /// The plain events as a sentence: "join, leave, chat or echo".
@@ -132,7 +138,7 @@ mod tests {
         let Inbound::Request(request) = read(r#"{"event":"join","room":"r","id":7}"#) else {
             panic!("a join request");
         };
-        assert_eq!(request.event, BuiltinEvent::Join);
+        assert_eq!(request.event, Some(BuiltinEvent::Join));
         assert_eq!(request.id, Some(json!(7)));
         assert_eq!(request.body["room"], json!("r"));
     }
@@ -140,11 +146,16 @@ mod tests {
     #[test]
     fn broken_requests_get_an_error() {
         assert!(matches!(read("{nope"), Inbound::Invalid { id: None, .. }));
-        let Inbound::Invalid { message, id } = read(r#"{"event":"dance","id":"a"}"#) else {
-            panic!("an unknown event");
+        let Inbound::Request(request) = read(r#"{"event":"dance","id":"a"}"#) else {
+            panic!("a request for an event that is not built in");
         };
-        assert!(message.contains("unknown event \"dance\""), "{message}");
-        assert_eq!(id, Some(json!("a")));
+        assert_eq!((request.name.as_str(), request.event), ("dance", None));
+        assert_eq!(request.id, Some(json!("a")));
+        let message = unknown_event("dance");
+        assert_eq!(
+            message,
+            "unknown event \"dance\": expected join, leave, chat or echo"
+        );
         assert!(matches!(read(r#"{"event":3}"#), Inbound::Invalid { .. }));
     }
 

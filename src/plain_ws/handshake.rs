@@ -107,17 +107,6 @@ pub fn token(uri: &Uri, offered: &[String]) -> Option<String> {
         })
 }
 
-/// The client's address: the first `X-Forwarded-For` hop behind a proxy, else the TCP peer.
-pub fn remote_address(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|hop| hop.trim().to_owned())
-        .or_else(|| peer.map(|peer| peer.to_string()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,18 +9,18 @@
 //! The clients' rooms, queues and cross-node delivery are the relay's
 //! ([`crate::relay::plain_members`], [`crate::relay::bridge`]).
 
+mod forward;
 pub mod frames;
 pub mod handshake;
 mod session;
 mod wire;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -33,6 +33,8 @@ use self::handshake::Refusal;
 use crate::config::Config;
 use crate::relay::Relay;
 use crate::relay::auth::UserId;
+use crate::relay::handshake::handshake;
+use crate::relay::webhook::Handshake;
 
 /// Everything a plain WebSocket connection needs from the node.
 pub struct PlainEndpoint<A: Adapter> {
@@ -59,7 +61,7 @@ impl<A: Adapter> Clone for PlainEndpoint<A> {
 struct Peer {
     protocol: Option<String>,
     user: Option<UserId>,
-    remote: String,
+    handshake: Handshake,
 }
 
 /// Adds the plain WebSocket endpoint at `--ws-path`, and takes WebSocket upgrades at `/`
@@ -164,14 +166,11 @@ impl<A: Adapter> PlainEndpoint<A> {
         if !self.relay.try_admit(Instant::now()) {
             return Err(Refusal::AtCapacity);
         }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0);
         Ok(Peer {
             protocol: protocol.map(str::to_owned),
             user,
-            remote: handshake::remote_address(&parts.headers, peer),
+            // The token stays out of what the app is shown; Node has no `auth` for plain clients.
+            handshake: handshake(parts, serde_json::Value::Object(Default::default())),
         })
     }
 }

@@ -13,12 +13,13 @@ use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 use tokio::sync::{mpsc, watch};
 
+use super::forward;
 use super::frames::{self, Inbound, Outbound, Request};
 use super::wire::{CONTROL_QUEUE, Ending, close, close_connection, code, read_error, write_frames};
 use super::{Peer, PlainEndpoint};
 use crate::relay::chat::{ChatReply, chat_message};
 use crate::relay::client::{ClientState, Transport};
-use crate::relay::events::BuiltinEvent;
+use crate::relay::events::{BuiltinEvent, Route};
 use crate::relay::payload::{EventArgs, RoomAck};
 use crate::relay::plain_members::Eviction;
 use crate::relay::rate::Verdict;
@@ -46,34 +47,58 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
         return;
     };
     let id = registration.id;
+    let Peer {
+        protocol,
+        user,
+        handshake,
+    } = peer;
+    let remote = handshake.address.clone();
     tracing::info!(
         sid = %id,
         ns = "/",
         transport = "plain-websocket",
-        protocol = ?peer.protocol,
-        remote = %peer.remote,
+        ?protocol,
+        remote,
         "socket connected"
     );
     let (sink, mut stream) = socket.split();
     let (control, control_queue) = mpsc::channel(CONTROL_QUEUE);
     let writer = tokio::spawn(write_frames(sink, control_queue, registration.outbox));
-    let Peer { user, remote, .. } = peer;
     let mut session = Session {
         id,
         endpoint,
-        client: ClientState::new(Transport::PlainWebSocket, None, user),
+        client: ClientState::new(Transport::PlainWebSocket, None, user, handshake),
         sender: registration.sender,
         control,
     };
-    let ending = session.read_frames(&mut stream, registration.evicted).await;
+    let ending = match session.admit().await {
+        Some(ending) => ending,
+        None => session.read_frames(&mut stream, registration.evicted).await,
+    };
+    // Taken before the client leaves its rooms, for the app's disconnect webhook.
+    let rooms = members.rooms_of(&id);
     members.unregister(&id);
-    let Session { control, .. } = session;
+    let Session {
+        control,
+        endpoint,
+        client,
+        ..
+    } = session;
     close_connection(&ending, stream, control, writer).await;
+    forward::disconnected(
+        &endpoint.io,
+        &endpoint.relay,
+        id,
+        rooms,
+        client,
+        reason_name(&ending),
+    );
     let (code, reason, by) = match &ending {
         Ending::ByClient(Some(frame)) => (frame.code, frame.reason.to_string(), "client"),
         Ending::ByClient(None) => (code::NO_STATUS, String::new(), "client"),
         Ending::Lost => (code::ABNORMAL, "connection lost".to_owned(), "client"),
         Ending::ByServer(code, reason) => (*code, (*reason).to_owned(), "server"),
+        Ending::ByApp(code, reason) => (*code, reason.clone(), "app"),
     };
     tracing::info!(
         sid = %id,
@@ -87,7 +112,43 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
     );
 }
 
+/// Node socket.io's name for why a plain client left, as the app's disconnect webhook says it.
+fn reason_name(ending: &Ending) -> &'static str {
+    match ending {
+        Ending::ByClient(_) => "client namespace disconnect",
+        Ending::Lost => "transport close",
+        Ending::ByServer(_, "ping timeout") => "ping timeout",
+        Ending::ByServer(_, "server shutting down") => "server shutting down",
+        Ending::ByServer(..) => "transport error",
+        Ending::ByApp(..) => "server namespace disconnect",
+    }
+}
+
 impl<A: Adapter> Session<A> {
+    /// Asks the app, when there is one, whether the client may stay; `Some` ends the session.
+    async fn admit(&mut self) -> Option<Ending> {
+        let endpoint = &self.endpoint;
+        match forward::admit(&endpoint.io, &endpoint.relay, &self.id, &self.client).await {
+            Ok(reply) => self.send_reply(reply),
+            Err(message) => {
+                tracing::info!(sid = %self.id, reason = message, "plain WebSocket refused by the app");
+                Some(Ending::ByApp(code::POLICY, message))
+            }
+        }
+    }
+
+    /// Sends an answer's frames; `Some` when the app disconnected the client.
+    fn send_reply(&self, reply: forward::Reply) -> Option<Ending> {
+        for frame in reply.frames {
+            if let Some(ending) = self.send(Message::Text(frame)) {
+                return Some(ending);
+            }
+        }
+        reply
+            .disconnect
+            .then(|| Ending::ByApp(code::NORMAL, "server namespace disconnect".to_owned()))
+    }
+
     async fn read_frames(
         &mut self,
         stream: &mut SplitStream<WebSocket>,
@@ -137,6 +198,7 @@ impl<A: Adapter> Session<A> {
                     match eviction {
                         Some(Eviction::QueueFull) => return Ending::ByServer(code::POLICY, "outgoing queue full"),
                         Some(Eviction::Shutdown) => return Ending::ByServer(code::GOING_AWAY, "server shutting down"),
+                        Some(Eviction::Disconnect) => return Ending::ByApp(code::NORMAL, "server namespace disconnect".to_owned()),
                         None => {}
                     }
                 }
@@ -187,15 +249,34 @@ impl<A: Adapter> Session<A> {
 
     async fn on_request(&mut self, request: Request) -> Option<Ending> {
         let id = request.id.as_ref();
-        match request.event {
-            BuiltinEvent::Echo => {
+        match self.endpoint.relay.events.plain_route(&request.name) {
+            Route::Builtin(BuiltinEvent::Echo) => {
                 let data = request.body.get("data").cloned().unwrap_or(Value::Null);
                 self.send_frame(&Outbound::Ack { id, data })
             }
-            BuiltinEvent::Join | BuiltinEvent::Leave => self.on_room(&request).await,
-            BuiltinEvent::Chat => self.on_chat(request).await,
-            // Not among the plain events: the frame parser never yields it.
-            BuiltinEvent::Message => None,
+            Route::Builtin(BuiltinEvent::Join | BuiltinEvent::Leave) => {
+                self.on_room(&request).await
+            }
+            Route::Builtin(BuiltinEvent::Chat) => self.on_chat(request).await,
+            Route::Webhook => {
+                let data = request.body.get("data").cloned().unwrap_or(Value::Null);
+                let endpoint = &self.endpoint;
+                let reply = forward::event(
+                    &endpoint.io,
+                    &endpoint.relay,
+                    &self.id,
+                    &self.client,
+                    &request.name,
+                    data,
+                    id,
+                )
+                .await;
+                self.send_reply(reply)
+            }
+            // `message` is not a plain event; a disabled built-in without a webhook is unknown.
+            Route::Builtin(BuiltinEvent::Message) | Route::Unhandled => {
+                self.send_error(id, &frames::unknown_event(&request.name))
+            }
         }
     }
 
@@ -209,7 +290,7 @@ impl<A: Adapter> Session<A> {
             Err(error) => return self.refuse(id, &error),
         };
         let members = &relay.plain;
-        if request.event == BuiltinEvent::Join {
+        if request.event == Some(BuiltinEvent::Join) {
             if let Err(error) = members.join(&self.id, room.as_str()) {
                 return self.refuse(id, &error);
             }

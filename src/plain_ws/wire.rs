@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 
 /// RFC 6455 close codes iorelay sends.
 pub(super) mod code {
+    /// The app (through its webhook answer or the server API) ended the connection.
+    pub const NORMAL: u16 = 1000;
     /// The server is going away, or the client stopped answering pings.
     pub const GOING_AWAY: u16 = 1001;
     /// A frame broke the WebSocket protocol.
@@ -43,6 +45,19 @@ pub(super) enum Ending {
     Lost,
     /// The server closes it with this code and reason.
     ByServer(u16, &'static str),
+    /// The app closes it (a refused connect, a `disconnect` answer) with this code and reason.
+    ByApp(u16, String),
+}
+
+impl Ending {
+    /// The close code and reason the server sends, if it is the server that closes.
+    fn server_close(&self) -> Option<(u16, &str)> {
+        match self {
+            Ending::ByServer(code, reason) => Some((*code, reason)),
+            Ending::ByApp(code, reason) => Some((*code, reason)),
+            Ending::ByClient(_) | Ending::Lost => None,
+        }
+    }
 }
 
 /// Writes queued frames, control frames first, until the queues close or a close frame is sent.
@@ -84,9 +99,9 @@ pub(super) async fn close_connection(
     control: mpsc::Sender<Message>,
     mut writer: JoinHandle<()>,
 ) {
-    match ending {
-        Ending::ByServer(code, reason) => {
-            let _ = control.try_send(close(*code, reason));
+    match ending.server_close() {
+        Some((code, reason)) => {
+            let _ = control.try_send(close(code, reason));
             drop(control);
             if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_ok() {
                 // Wait for the client's close frame; a broken stream has nothing more to give.
@@ -100,20 +115,25 @@ pub(super) async fn close_connection(
                 .await;
             }
         }
-        Ending::ByClient(_) => {
+        None if matches!(ending, Ending::ByClient(_)) => {
             drop(control);
             // tungstenite queued the answer to the client's close frame; reading sends it.
             let _ = tokio::time::timeout(CLOSE_GRACE, stream.next()).await;
         }
-        Ending::Lost => drop(control),
+        None => drop(control),
     }
     writer.abort();
 }
 
-pub(super) fn close(code: u16, reason: &'static str) -> Message {
+/// A close frame; the reason is cut to the 123 bytes a close frame has room for.
+pub(super) fn close(code: u16, reason: &str) -> Message {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
     Message::Close(Some(CloseFrame {
         code,
-        reason: Utf8Bytes::from_static(reason),
+        reason: Utf8Bytes::from(&reason[..end]),
     }))
 }
 

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use socketioxide_redis::drivers::{Driver, MessageStream};
 use tokio::sync::mpsc;
 
+use axum::extract::ws::Utf8Bytes;
+
 use super::payload::ChatMessage;
-use super::plain_members::PlainMembers;
+use super::plain_members::{PlainMembers, Publication, Selection};
 
 /// The Redis channel plain members' messages cross nodes on; the adapter's own channels are
 /// named `socket.io…`, so they never mix.
@@ -19,23 +21,39 @@ pub const CHANNEL: &str = "iorelay-plain#/";
 /// adapter does while Redis is unreachable.
 const PUBLISH_QUEUE: usize = 1024;
 
-/// A chat message on its way to the other nodes.
+/// A publication on its way to the other nodes.
 #[derive(Debug, Serialize, Deserialize)]
 struct Envelope {
     /// The node that published it, which ignores it when it comes back.
     node: String,
-    chat: ChatMessage,
+    #[serde(flatten)]
+    publication: Publication,
 }
 
 impl PlainMembers {
     /// Sends a chat message to the plain members of its room here and on the other nodes.
     pub fn deliver(&self, message: &ChatMessage) {
         self.deliver_local(message);
+        self.publish(Publication::Chat {
+            chat: message.clone(),
+        });
+    }
+
+    /// Sends a frame to the plain members `selection` picks, here and on the other nodes.
+    pub fn deliver_frame(&self, selection: Selection, frame: Utf8Bytes) {
+        self.deliver_frame_local(&selection, &frame);
+        self.publish(Publication::Frame {
+            selection,
+            frame: frame.as_str().to_owned(),
+        });
+    }
+
+    fn publish(&self, publication: Publication) {
         let Some(remote) = self.remote.get() else {
             return;
         };
         // Serialised by the publishing task, off the sender's way.
-        if remote.try_send(message.clone()).is_err() {
+        if remote.try_send(publication).is_err() {
             tracing::warn!(
                 channel = CHANNEL,
                 "cross-node message for plain WebSocket clients dropped: publish queue full"
@@ -63,11 +81,11 @@ pub async fn connect_nodes<D: Driver>(hub: &Arc<PlainMembers>, driver: D) {
 
 /// Publishes in order until the hub is gone. The driver never fails: an unreachable Redis is
 /// counted in `/healthz` and logged there.
-async fn publish<D: Driver>(driver: D, node: String, mut queue: mpsc::Receiver<ChatMessage>) {
-    while let Some(chat) = queue.recv().await {
+async fn publish<D: Driver>(driver: D, node: String, mut queue: mpsc::Receiver<Publication>) {
+    while let Some(publication) = queue.recv().await {
         let envelope = Envelope {
             node: node.clone(),
-            chat,
+            publication,
         };
         let Ok(bytes) = serde_json::to_vec(&envelope) else {
             continue;
@@ -83,7 +101,14 @@ async fn receive(hub: Weak<PlainMembers>, mut stream: MessageStream<(String, Vec
         let Some(hub) = hub.upgrade() else { return };
         match serde_json::from_slice::<Envelope>(&bytes) {
             Ok(envelope) if envelope.node == hub.node => {}
-            Ok(envelope) => hub.deliver_local(&envelope.chat),
+            Ok(Envelope {
+                publication: Publication::Chat { chat },
+                ..
+            }) => hub.deliver_local(&chat),
+            Ok(Envelope {
+                publication: Publication::Frame { selection, frame },
+                ..
+            }) => hub.deliver_frame_local(&selection, &Utf8Bytes::from(frame)),
             Err(error) => tracing::debug!(%error, "unreadable cross-node message ignored"),
         }
     }

@@ -3,11 +3,17 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use serde_json::{Map, Value as Json};
+use socketioxide::TransportType;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+
 use super::admission::Seat;
 use super::auth::UserId;
 use super::events::Namespace;
 use super::rate::EventBudget;
 use super::turnstile::Turnstile;
+use super::webhook::{Answer, Handshake, SocketView};
 
 /// The transport a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +37,14 @@ pub struct ClientState {
     pub seat: Seat,
     /// Its events' order.
     pub turn: Arc<Turnstile>,
+    /// What it sent when it connected.
+    pub handshake: Handshake,
     budget: Mutex<EventBudget>,
+    /// `socket.data`, as the app's webhook answers set it.
+    data: Mutex<Map<String, Json>>,
+    /// The part of a connect answer that can only apply once the client knows it is
+    /// connected (its emits, a disconnect).
+    after_connect: Mutex<Option<Answer>>,
 }
 
 impl ClientState {
@@ -40,6 +53,7 @@ impl ClientState {
         transport: Transport,
         namespace: Option<&'static Namespace>,
         user: Option<UserId>,
+        handshake: Handshake,
     ) -> Self {
         ClientState {
             user,
@@ -47,8 +61,31 @@ impl ClientState {
             namespace,
             seat: Seat::default(),
             turn: Arc::default(),
+            handshake,
             budget: Mutex::new(EventBudget::new(Instant::now())),
+            data: Mutex::default(),
+            after_connect: Mutex::default(),
         }
+    }
+
+    /// `socket.data` now.
+    pub fn data(&self) -> Map<String, Json> {
+        lock(&self.data).clone()
+    }
+
+    /// Shallow-merges `update` into `socket.data`: its top-level keys replace the old ones.
+    pub fn merge_data(&self, update: Map<String, Json>) {
+        lock(&self.data).extend(update);
+    }
+
+    /// Keeps the rest of a connect answer for when the client is connected.
+    pub fn defer(&self, answer: Answer) {
+        *lock(&self.after_connect) = Some(answer);
+    }
+
+    /// The rest of the connect answer, once.
+    pub fn take_deferred(&self) -> Option<Answer> {
+        lock(&self.after_connect).take()
     }
 
     /// The user id as chat messages carry it.
@@ -58,15 +95,38 @@ impl ClientState {
 
     /// The client's event budget.
     pub fn budget(&self) -> MutexGuard<'_, EventBudget> {
-        // A poisoned lock only means a panic elsewhere while holding it; the count is still usable.
-        self.budget
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.budget)
     }
 
     /// Whether the client's rooms are shared with plain WebSocket clients.
     pub fn shares_plain_rooms(&self) -> bool {
         self.transport == Transport::PlainWebSocket
             || self.namespace.is_some_and(|ns| ns.shares_plain_rooms)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere while holding it; the value is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A Socket.IO socket as the app's handlers would see it.
+pub fn socket_view<A: Adapter>(socket: &SocketRef<A>, client: &ClientState) -> SocketView {
+    SocketView {
+        id: socket.id.to_string(),
+        rooms: socket
+            .rooms()
+            .into_iter()
+            .map(|room| room.to_string())
+            .collect(),
+        data: client.data(),
+        user: client.user_id(),
+        transport: match socket.transport_type() {
+            TransportType::Polling => "polling",
+            TransportType::Websocket => "websocket",
+        },
+        handshake: client.handshake.clone(),
     }
 }

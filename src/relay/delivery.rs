@@ -10,13 +10,32 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use socketioxide_core::adapter::errors::BroadcastError;
 
+use axum::extract::ws::Utf8Bytes;
+use serde_json::Value as Json;
+
 use super::admission::{Admissions, Turnover};
 use super::auth::Authenticator;
+use super::binary;
 use super::client::ClientState;
-use super::payload::ChatMessage;
-use super::plain_members::PlainMembers;
+use super::events::{BuiltinEvent, EventRoutes};
+use super::payload::{ChatMessage, EventArgs};
+use super::plain_members::{PlainMembers, Selection};
 use super::rate::{RateLimit, Verdict};
+use super::webhook::{Webhook, WebhookSetupError};
 use crate::config::{Config, Secret};
+
+/// Who an emit reaches, in Socket.IO's terms: the members of `to` (rooms or socket ids; the
+/// whole namespace when empty), less the members of `except`, less the socket `skip` (the
+/// sender, unless it is included).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Targets<'a> {
+    /// Rooms or socket ids.
+    pub to: &'a [String],
+    /// Rooms or socket ids left out.
+    pub except: &'a [String],
+    /// The socket left out.
+    pub skip: Option<&'a str>,
+}
 
 /// Per-client limits, from the command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +49,13 @@ pub struct Limits {
 /// The rules, counters and members every namespace and transport of a node share.
 #[derive(Debug)]
 pub struct Relay {
+    /// Which handler takes each event: built in, the app, or none.
+    pub events: EventRoutes,
+    /// The app's event webhook, when `--webhook-url` is set.
+    pub webhook: Option<Webhook>,
+    /// Whether every socket is in a room named after its id, as in Node socket.io; needed
+    /// only when the app addresses sockets by id (webhook answers, the server API).
+    pub id_rooms: bool,
     /// Handshake authentication.
     pub auth: Authenticator,
     /// Per-client limits.
@@ -44,8 +70,21 @@ pub struct Relay {
 
 impl Relay {
     /// The relay `config` describes.
-    pub fn from_config(config: &Config) -> Arc<Self> {
-        Arc::new(Relay {
+    pub fn from_config(config: &Config) -> Result<Arc<Self>, WebhookSetupError> {
+        let plain = Arc::new(PlainMembers::new(
+            config.max_buffer_size,
+            config.max_rooms_per_socket,
+        ));
+        let webhook = Webhook::from_config(config, &plain.node)?;
+        let builtin = config
+            .builtin_events
+            .iter()
+            .filter_map(|name| BuiltinEvent::from_name(name))
+            .collect();
+        Ok(Arc::new(Relay {
+            events: EventRoutes::new(builtin, webhook.is_some(), config.namespaces.clone()),
+            id_rooms: webhook.is_some() || config.api_key.is_some(),
+            webhook,
             auth: Authenticator::new(
                 config.auth_token.as_ref().map(Secret::expose),
                 config.auth_secret.as_ref().map(Secret::expose),
@@ -56,11 +95,50 @@ impl Relay {
             },
             rate: RateLimit::new(config.max_events_per_second),
             admissions: Admissions::new(config.max_connections, config.connect_timeout()),
-            plain: Arc::new(PlainMembers::new(
-                config.max_buffer_size,
-                config.max_rooms_per_socket,
-            )),
-        })
+            plain,
+        }))
+    }
+
+    /// This node's id, as other nodes and the app see it.
+    pub fn node_id(&self) -> &str {
+        &self.plain.node
+    }
+
+    /// Sends `event` with `args` to the members `targets` picks: Socket.IO members on every
+    /// node and, on `/`, plain members on every node.
+    pub async fn emit<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        namespace: &str,
+        event: &str,
+        args: &EventArgs,
+        targets: Targets<'_>,
+    ) -> Result<(), BroadcastError> {
+        let Targets { to, except, skip } = targets;
+        if namespace == "/" {
+            let selection = Selection {
+                rooms: to.to_vec(),
+                except: except.to_vec(),
+                skip: skip.map(str::to_owned),
+            };
+            if let Some(frame) = plain_event_frame(event, args) {
+                self.plain.deliver_frame(selection, frame);
+            }
+        }
+        let Some(mut sockets) = io.of(namespace) else {
+            return Ok(());
+        };
+        if !to.is_empty() {
+            sockets = sockets.to(to.to_vec());
+        }
+        // The sender is in the room named after its id (`id_rooms`), so leaving it out is one
+        // more exception.
+        let mut except = except.to_vec();
+        except.extend(skip.map(str::to_owned));
+        if !except.is_empty() {
+            sockets = sockets.except(except);
+        }
+        sockets.emit(event, args).await
     }
 
     /// Clients connected to this node right now: Socket.IO sockets and plain clients.
@@ -164,4 +242,20 @@ pub async fn room_members<A: Adapter>(members: BroadcastOperators<A>, room: &str
             Vec::new()
         }
     }
+}
+
+/// What a plain client's `data` carries for an event's (or an ack's) arguments: the first one
+/// alone, `null` for none, or the array when there are several.
+pub fn plain_data(args: &[rmpv::Value]) -> Json {
+    match args {
+        [] => Json::Null,
+        [only] => binary::to_json(only),
+        several => Json::Array(binary::args_to_json(several)),
+    }
+}
+
+/// An event as plain WebSocket clients receive it: `{"event": name, "data": ...}`.
+pub fn plain_event_frame(event: &str, args: &EventArgs) -> Option<Utf8Bytes> {
+    let frame = serde_json::json!({ "event": event, "data": plain_data(&args.0) });
+    serde_json::to_string(&frame).ok().map(Utf8Bytes::from)
 }

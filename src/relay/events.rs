@@ -66,6 +66,8 @@ pub struct Namespace {
 pub enum Route {
     /// One of iorelay's own handlers.
     Builtin(BuiltinEvent),
+    /// The app, through the event webhook.
+    Webhook,
     /// No handler: the event is counted against the rate limit and otherwise ignored.
     Unhandled,
 }
@@ -103,6 +105,64 @@ pub const NAMESPACES: &[Namespace] = &[
         shares_plain_rooms: false,
     },
 ];
+
+/// The routes of this node: the built-in events that stay on (`--builtin-events`), whether the
+/// others go to the app (`--webhook-url`), and the namespaces whose events all go there
+/// (`--namespace`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRoutes {
+    builtin: Vec<BuiltinEvent>,
+    webhook: bool,
+    app_namespaces: Vec<String>,
+}
+
+impl EventRoutes {
+    /// Routes with `builtin` on; with `webhook`, the rest and `app_namespaces` go to the app.
+    pub fn new(builtin: Vec<BuiltinEvent>, webhook: bool, app_namespaces: Vec<String>) -> Self {
+        EventRoutes {
+            builtin,
+            webhook,
+            app_namespaces,
+        }
+    }
+
+    /// Whether a built-in event's handler is on.
+    pub fn is_on(&self, event: BuiltinEvent) -> bool {
+        self.builtin.contains(&event)
+    }
+
+    /// Whether events reach the app.
+    pub fn has_webhook(&self) -> bool {
+        self.webhook
+    }
+
+    /// Who takes `event` on a socket of `namespace` (`None` for a namespace of the app).
+    pub fn route(&self, namespace: Option<&Namespace>, event: &str) -> Route {
+        match namespace.map(|ns| ns.route(event)) {
+            Some(Route::Builtin(builtin)) if self.is_on(builtin) => Route::Builtin(builtin),
+            _ if self.webhook => Route::Webhook,
+            _ => Route::Unhandled,
+        }
+    }
+
+    /// Who takes a plain WebSocket frame's `event`.
+    pub fn plain_route(&self, event: &str) -> Route {
+        match plain_event(event) {
+            Some(builtin) if self.is_on(builtin) => Route::Builtin(builtin),
+            _ if self.webhook => Route::Webhook,
+            _ => Route::Unhandled,
+        }
+    }
+
+    /// The namespaces of the app (`--namespace`), served only when events can reach it.
+    pub fn app_namespaces(&self) -> &[String] {
+        if self.webhook {
+            &self.app_namespaces
+        } else {
+            &[]
+        }
+    }
+}
 
 /// The namespace served at `path`, if any.
 pub fn namespace(path: &str) -> Option<&'static Namespace> {
@@ -187,6 +247,26 @@ mod tests {
             assert_eq!(BuiltinEvent::from_name(event.name()), Some(event));
         }
         assert_eq!(BuiltinEvent::from_name("presence"), None);
+    }
+
+    #[test]
+    fn disabled_events_and_others_go_to_the_app() {
+        let root = namespace("/");
+        let routes = EventRoutes::new(vec![BuiltinEvent::Join], true, vec!["/orders".into()]);
+        assert_eq!(
+            routes.route(root, "join"),
+            Route::Builtin(BuiltinEvent::Join)
+        );
+        assert_eq!(routes.route(root, "chat"), Route::Webhook);
+        assert_eq!(routes.route(None, "join"), Route::Webhook);
+        assert_eq!(routes.plain_route("typing"), Route::Webhook);
+        assert_eq!(routes.app_namespaces(), ["/orders"]);
+        let closed = EventRoutes::new(vec![], false, vec!["/orders".into()]);
+        assert_eq!(closed.route(root, "chat"), Route::Unhandled);
+        assert!(
+            closed.app_namespaces().is_empty(),
+            "refused as without a webhook"
+        );
     }
 
     #[test]

@@ -7,19 +7,23 @@
 //! - [`client`], [`turnstile`]: per-client state, created once at connect, and event order;
 //! - [`plain_members`], [`bridge`]: this node's plain WebSocket members, and theirs on other
 //!   nodes through Redis;
-//! - [`delivery`]: the [`Relay`] service every handler calls.
+//! - [`delivery`]: the [`Relay`] service every handler calls;
+//! - [`webhook`], [`binary`]: the app's event webhook, and arguments as JSON for it.
 
 pub(crate) mod admission;
 pub(crate) mod auth;
+pub(crate) mod binary;
 pub(crate) mod bridge;
 pub mod chat;
 pub(crate) mod client;
 pub(crate) mod delivery;
 pub(crate) mod events;
+pub(crate) mod handshake;
 pub mod payload;
 pub(crate) mod plain_members;
 pub(crate) mod rate;
 pub mod room;
 pub(crate) mod turnstile;
+pub(crate) mod webhook;
 
 pub(crate) use delivery::Relay;

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::extract::ws::{Message, Utf8Bytes};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use socketioxide::socket::Sid;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -18,6 +18,42 @@ pub enum Eviction {
     QueueFull,
     /// The server is shutting down.
     Shutdown,
+    /// The app disconnected it through the server API.
+    Disconnect,
+}
+
+/// What goes to the other nodes' plain members.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Publication {
+    /// A chat message, to the members of its room.
+    Chat {
+        /// The message.
+        chat: ChatMessage,
+    },
+    /// Any other event, as a frame, to the members a selection picks.
+    Frame {
+        /// Who receives it.
+        selection: Selection,
+        /// The frame's text.
+        frame: String,
+    },
+}
+
+/// Which plain members an event is for, in Socket.IO's terms: members of any of `rooms` (a
+/// client's own id counts as a room; every client when `rooms` is empty), less members of any
+/// of `except`, less the client `skip` (the sender).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Rooms or client ids; empty means everyone.
+    #[serde(default)]
+    pub rooms: Vec<String>,
+    /// Rooms or client ids left out.
+    #[serde(default)]
+    pub except: Vec<String>,
+    /// The sender, left out.
+    #[serde(default)]
+    pub skip: Option<String>,
 }
 
 /// The plain WebSocket clients connected to this node and their rooms, which are the rooms of
@@ -32,7 +68,7 @@ pub struct PlainMembers {
     max_rooms: usize,
     registry: RwLock<Registry>,
     /// Publications for the other nodes, set when rooms are shared through Redis.
-    pub(super) remote: OnceLock<mpsc::Sender<ChatMessage>>,
+    pub(super) remote: OnceLock<mpsc::Sender<Publication>>,
     emptied: Notify,
 }
 
@@ -41,6 +77,50 @@ struct Registry {
     closing: bool,
     clients: HashMap<Sid, Member>,
     rooms: HashMap<String, HashSet<Sid>>,
+}
+
+impl Registry {
+    /// Members of a room, or the client whose id it is.
+    fn members_of(&self, room: &str) -> Vec<Sid> {
+        let mut ids: Vec<Sid> = self
+            .rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        if let Ok(id) = room.parse::<Sid>()
+            && self.clients.contains_key(&id)
+        {
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn select(&self, selection: &Selection) -> Vec<Sid> {
+        let mut ids: HashSet<Sid> = if selection.rooms.is_empty() {
+            self.clients.keys().copied().collect()
+        } else {
+            selection
+                .rooms
+                .iter()
+                .flat_map(|room| self.members_of(room))
+                .collect()
+        };
+        for room in &selection.except {
+            for id in self.members_of(room) {
+                ids.remove(&id);
+            }
+        }
+        if let Some(skip) = selection
+            .skip
+            .as_ref()
+            .and_then(|id| id.parse::<Sid>().ok())
+        {
+            ids.remove(&skip);
+        }
+        ids.into_iter().collect()
+    }
 }
 
 struct Member {
@@ -138,6 +218,21 @@ impl PlainMembers {
         Ok(())
     }
 
+    /// The rooms plain members are in on this node.
+    pub fn room_names(&self) -> Vec<String> {
+        self.read().rooms.keys().cloned().collect()
+    }
+
+    /// The rooms a client is in, its own id room first, as Socket.IO lists them.
+    pub fn rooms_of(&self, id: &Sid) -> Vec<String> {
+        let registry = self.read();
+        let mut rooms = vec![id.to_string()];
+        if let Some(member) = registry.clients.get(id) {
+            rooms.extend(member.rooms.iter().cloned());
+        }
+        rooms
+    }
+
     /// Removes a client from a room; returns whether it was a member.
     pub fn leave(&self, id: &Sid, room: &str) -> bool {
         let mut registry = self.write();
@@ -179,6 +274,62 @@ impl PlainMembers {
         };
         for (id, member) in recipients {
             offer(id, member, &frame);
+        }
+    }
+
+    /// Sends `frame` to the plain members `selection` picks on this node.
+    pub fn deliver_frame_local(&self, selection: &Selection, frame: &Utf8Bytes) {
+        let registry = self.read();
+        for id in registry.select(selection) {
+            if let Some(member) = registry.clients.get(&id) {
+                offer(&id, member, frame);
+            }
+        }
+    }
+
+    /// Sends `frame` to one plain client of this node; `false` when it is not here.
+    pub fn send_to(&self, id: &str, frame: &Utf8Bytes) -> bool {
+        let registry = self.read();
+        let Some((id, member)) = id
+            .parse::<Sid>()
+            .ok()
+            .and_then(|id| registry.clients.get_key_value(&id))
+        else {
+            return false;
+        };
+        offer(id, member, frame);
+        true
+    }
+
+    /// Adds the members `selection` picks to `rooms`, up to each one's room limit.
+    pub fn join_selected(&self, selection: &Selection, rooms: &[String]) {
+        let ids = self.read().select(selection);
+        for id in ids {
+            for room in rooms {
+                if let Err(error) = self.join(&id, room) {
+                    tracing::info!(sid = %id, room, %error, "plain WebSocket client not added to a room");
+                }
+            }
+        }
+    }
+
+    /// Removes the members `selection` picks from `rooms`.
+    pub fn leave_selected(&self, selection: &Selection, rooms: &[String]) {
+        let ids = self.read().select(selection);
+        for id in ids {
+            for room in rooms {
+                self.leave(&id, room);
+            }
+        }
+    }
+
+    /// Closes the connections of the members `selection` picks.
+    pub fn disconnect_selected(&self, selection: &Selection) {
+        let registry = self.read();
+        for id in registry.select(selection) {
+            if let Some(member) = registry.clients.get(&id) {
+                member.evict.send_replace(Some(Eviction::Disconnect));
+            }
         }
     }
 
@@ -357,6 +508,34 @@ mod tests {
         hub.broadcast_text("2");
         assert_eq!(*slow.evicted.borrow(), Some(Eviction::QueueFull));
         assert_eq!(*fast.evicted.borrow(), None);
+    }
+
+    #[test]
+    fn selections_follow_rooms_ids_and_exceptions() {
+        let hub = PlainMembers::new(8, 10);
+        let mut a = hub.register().expect("open");
+        let mut b = hub.register().expect("open");
+        let mut c = hub.register().expect("open");
+        hub.join(&a.id, "r").expect("room");
+        hub.join(&b.id, "r").expect("room");
+        hub.join(&b.id, "muted").expect("room");
+        let frame = Utf8Bytes::from("x");
+        let selection = Selection {
+            rooms: vec!["r".into(), c.id.to_string()],
+            except: vec!["muted".into()],
+            skip: None,
+        };
+        hub.deliver_frame_local(&selection, &frame);
+        assert!(a.outbox.try_recv().is_ok(), "member of r");
+        assert!(b.outbox.try_recv().is_err(), "member of an excepted room");
+        assert!(c.outbox.try_recv().is_ok(), "named by its id");
+        let everyone_but_a = Selection {
+            skip: Some(a.id.to_string()),
+            ..Selection::default()
+        };
+        hub.deliver_frame_local(&everyone_but_a, &frame);
+        assert!(a.outbox.try_recv().is_err());
+        assert!(b.outbox.try_recv().is_ok() && c.outbox.try_recv().is_ok());
     }
 
     #[tokio::test]

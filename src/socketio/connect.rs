@@ -2,16 +2,19 @@
 
 use std::sync::Arc;
 
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Data, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 
 use super::connection_log;
+use super::forward::{self, AppRefusal};
 use super::handlers::{self, Audience};
 use crate::relay::Relay;
 use crate::relay::auth::AuthError;
 use crate::relay::client::{ClientState, Transport};
 use crate::relay::events::{self, BuiltinEvent};
+use crate::relay::handshake::handshake;
 use crate::relay::payload::Welcome;
 
 /// Connect middleware: checks the handshake's credentials, creates the socket's state and
@@ -25,17 +28,29 @@ pub async fn admit<A: Adapter>(
     socket: SocketRef<A>,
     Data(auth): Data<serde_json::Value>,
     State(relay): State<Arc<Relay>>,
-) -> Result<(), AuthError> {
-    let user = relay.auth.verify(&auth).inspect_err(|error| {
+) -> Result<(), Refusal> {
+    let refused = |error: &dyn std::fmt::Display| {
         tracing::info!(sid = %socket.id, ns = socket.ns(), %error, "connection refused");
-    })?;
+    };
+    let user = relay.auth.verify(&auth).inspect_err(|e| refused(e))?;
     let namespace = events::namespace(socket.ns());
-    socket.extensions.insert(Arc::new(ClientState::new(
+    let handshake = handshake(socket.req_parts(), auth);
+    let client = Arc::new(ClientState::new(
         Transport::SocketIo,
         namespace,
         user,
-    )));
-    for event in namespace.map_or(&[][..], |ns| ns.events) {
+        handshake,
+    ));
+    forward::admit(&socket, &relay, &client)
+        .await
+        .inspect_err(|e| refused(e))?;
+    if relay.id_rooms {
+        // As in Node, a socket id is a room: the app and the API address sockets by it.
+        socket.join(socket.id.to_string());
+    }
+    socket.extensions.insert(client);
+    let builtin = namespace.map_or(&[][..], |ns| ns.events);
+    for event in builtin.iter().filter(|event| relay.events.is_on(**event)) {
         match event {
             BuiltinEvent::Message => socket.on(event.name(), handlers::on_message::<A>),
             BuiltinEvent::Echo => socket.on(event.name(), handlers::on_echo::<A>),
@@ -49,13 +64,28 @@ pub async fn admit<A: Adapter>(
     Ok(())
 }
 
+/// Why a socket may not join a namespace; the client reads the text in `connect_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Its credentials.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The app's connect webhook.
+    #[error(transparent)]
+    App(#[from] AppRefusal),
+}
+
 /// Counts the socket as live and, where the namespace greets, sends the welcome `message`.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(relay): State<Arc<Relay>>) {
+pub async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    io: SocketIo<A>,
+    State(relay): State<Arc<Relay>>,
+) {
     let Some(client) = socket.extensions.get::<Arc<ClientState>>() else {
         return;
     };
     relay.socket_connected(&client);
-    connection_log::connected(&socket);
+    connection_log::connected(&socket, &client.handshake.address);
     if client.namespace.is_some_and(|ns| ns.welcome) {
         let welcome = Welcome {
             text: "Welcome to iorelay",
@@ -65,10 +95,12 @@ pub async fn on_connect<A: Adapter>(socket: SocketRef<A>, State(relay): State<Ar
             tracing::debug!(sid = %socket.id, %error, "welcome not sent");
         }
     }
+    forward::after_connect(&socket, &io, &relay, &client).await;
 }
 
 async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
+    io: SocketIo<A>,
     reason: DisconnectReason,
     State(relay): State<Arc<Relay>>,
 ) {
@@ -76,10 +108,12 @@ async fn on_disconnect<A: Adapter>(
         return;
     };
     relay.socket_disconnected(&client);
-    connection_log::disconnected(&socket, reason);
+    connection_log::disconnected(&socket, &client.handshake.address, reason);
+    forward::disconnected(&socket, &io, &relay, &client, reason);
     if client.namespace.is_some_and(|ns| ns.presence) {
-        for room in socket.rooms() {
-            handlers::announce(&socket, &room, Audience::OthersOnly).await;
+        let own_room = socket.id.as_str();
+        for room in socket.rooms().iter().filter(|room| *room != own_room) {
+            handlers::announce(&socket, room, Audience::OthersOnly).await;
         }
     }
 }

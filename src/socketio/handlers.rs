@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, State};
+use socketioxide::extract::{Event, SocketRef, State};
 
+use super::forward;
 use super::request::EventRequest;
 use crate::relay::Relay;
 use crate::relay::chat::{ChatReply, RoomLimitError, chat_message};
 use crate::relay::client::ClientState;
 use crate::relay::delivery::room_members;
+use crate::relay::events::Route;
 use crate::relay::payload::{Presence, RoomAck};
 use crate::relay::room::RoomName;
 
@@ -53,8 +55,10 @@ pub async fn on_join<A: Adapter>(
     };
     let rooms = socket.rooms();
     let already_in = rooms.iter().any(|r| r == room.as_str());
+    // The room named after the socket's own id (see `Relay::id_rooms`) is not one it joined.
+    let joined = rooms.iter().filter(|r| *r != socket.id.as_str()).count();
     let max_rooms = relay.limits.max_rooms_per_socket;
-    if !already_in && rooms.len() >= max_rooms {
+    if !already_in && joined >= max_rooms {
         return request.reply_error(&socket, &RoomLimitError(max_rooms));
     }
     socket.join(room.as_str().to_owned());
@@ -113,15 +117,25 @@ pub async fn on_chat<A: Adapter>(
     request.reply(&socket, &reply);
 }
 
-/// Events nobody handles still count against the sender's rate limit, so unknown event names
+/// Events no built-in handler takes go to the app when a webhook is set, and are ignored
+/// otherwise; either way they count against the sender's rate limit, so unknown event names
 /// cannot be used to flood around it.
 pub async fn on_unhandled<A: Adapter>(
     socket: SocketRef<A>,
+    io: SocketIo<A>,
+    Event(event): Event,
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    if request.accept(&socket, &relay).await.is_some() {
-        tracing::debug!(sid = %socket.id, ns = socket.ns(), "event without a handler ignored");
+    let Some(args) = request.accept(&socket, &relay).await else {
+        return;
+    };
+    let namespace = request.client().and_then(|client| client.namespace);
+    match relay.events.route(namespace, &event) {
+        Route::Webhook => forward::event(&socket, &io, &relay, &event, args, &mut request).await,
+        Route::Builtin(_) | Route::Unhandled => {
+            tracing::debug!(sid = %socket.id, ns = socket.ns(), event, "event without a handler ignored");
+        }
     }
 }
 

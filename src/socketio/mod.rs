@@ -5,6 +5,7 @@ pub(crate) mod arguments;
 pub(crate) mod conformance;
 mod connect;
 mod connection_log;
+mod forward;
 mod handlers;
 pub mod inspect;
 pub(crate) mod ordering;
@@ -17,6 +18,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_core::adapter::DefinedAdapter;
 
 use crate::config::{Config, Profile};
+use crate::relay::Relay;
 use crate::relay::events::NAMESPACES;
 
 /// Registers the namespaces of the configured profile; any other namespace is refused.
@@ -26,17 +28,18 @@ use crate::relay::events::NAMESPACES;
 pub(crate) fn register<A: DefinedAdapter + Adapter>(
     io: &SocketIo<A>,
     config: &Config,
+    relay: &Relay,
 ) -> Vec<A::InitRes> {
     match config.profile {
-        Profile::Default => NAMESPACES
-            .iter()
-            .map(|namespace| {
-                io.ns(
-                    namespace.path,
-                    connect::on_connect::<A>.with(connect::admit::<A>),
-                )
-            })
-            .collect(),
+        Profile::Default => {
+            let builtin = NAMESPACES.iter().map(|namespace| namespace.path.to_owned());
+            // The app's namespaces (`--namespace`): every event goes to the webhook.
+            let app = relay.events.app_namespaces().iter().cloned();
+            builtin
+                .chain(app)
+                .map(|path| io.ns(path, connect::on_connect::<A>.with(connect::admit::<A>)))
+                .collect()
+        }
         Profile::Conformance => conformance::register(io),
     }
 }

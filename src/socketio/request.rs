@@ -26,6 +26,7 @@ use crate::relay::rate::Verdict;
 pub struct EventRequest<A: Adapter> {
     args: Option<Result<EventArgs, MalformedArgs>>,
     ack: Option<AckSender<A>>,
+    wants_ack: bool,
     client: Option<Arc<ClientState>>,
     turn: InOrder,
 }
@@ -45,6 +46,7 @@ impl<A: Adapter> FromMessageParts<A> for EventRequest<A> {
         Ok(EventRequest {
             args: Some(args),
             ack: Some(ack),
+            wants_ack: ack_id.is_some(),
             client,
             turn,
         })
@@ -83,6 +85,16 @@ impl<A: Adapter> EventRequest<A> {
     /// The state of the sending socket, set when it connected.
     pub fn client(&self) -> Option<&ClientState> {
         self.client.as_deref()
+    }
+
+    /// The same, to keep while the request is borrowed mutably.
+    pub fn client_arc(&self) -> Option<Arc<ClientState>> {
+        self.client.clone()
+    }
+
+    /// Whether the client waits for an acknowledgement.
+    pub fn wants_ack(&self) -> bool {
+        self.wants_ack
     }
 
     /// Acknowledges the event with `data` when the client asked for it; only the first call

@@ -16,7 +16,7 @@ fn router(flags: &[&str]) -> Router {
     let args = ["iorelay", "--tick-interval-ms", "0"]
         .into_iter()
         .chain(flags.iter().copied());
-    memory_router(Config::parse_from(args).validated().expect("valid config"))
+    memory_router(Config::parse_from(args).validated().expect("valid config")).expect("router")
 }
 
 async fn send(router: Router, request: Request<Body>) -> Response<Body> {
