@@ -60,10 +60,14 @@ impl<A: Adapter> RelayNode for Node<A> {
 
     fn close(&self) -> BoxFuture<'static, ()> {
         let io = self.io.clone();
-        let plain = self.relay.plain.clone();
+        let relay = self.relay.clone();
         Box::pin(async move {
+            socketio::server_closing(&io, &relay);
             io.close().await;
-            plain.close_all().await;
+            relay.plain.close_all().await;
+            // The app hears of every socket that left (bounded by the shutdown timeout).
+            relay.background.close();
+            relay.background.wait().await;
         })
     }
 }

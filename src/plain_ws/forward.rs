@@ -117,7 +117,7 @@ pub(super) fn disconnected<A: Adapter>(
         return;
     }
     let (io, relay) = (io.clone(), relay.clone());
-    tokio::spawn(async move {
+    relay.clone().background.spawn(async move {
         let Some(webhook) = &relay.webhook else {
             return;
         };

@@ -75,16 +75,16 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
         Some(ending) => ending,
         None => session.read_frames(&mut stream, registration.evicted).await,
     };
-    // Taken before the client leaves its rooms, for the app's disconnect webhook.
-    let rooms = members.rooms_of(&id);
-    members.unregister(&id);
     let Session {
         control,
         endpoint,
         client,
+        sender,
         ..
     } = session;
-    close_connection(&ending, stream, control, writer).await;
+    // Taken before the client leaves its rooms; spawned before it is gone from the members,
+    // so that a shutdown waiting for the last member also waits for this call.
+    let rooms = members.rooms_of(&id);
     forward::disconnected(
         &endpoint.io,
         &endpoint.relay,
@@ -93,6 +93,8 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
         client,
         reason_name(&ending),
     );
+    members.unregister(&id);
+    close_connection(&ending, stream, control, sender, writer).await;
     let (code, reason, by) = match &ending {
         Ending::ByClient(Some(frame)) => (frame.code, frame.reason.to_string(), "client"),
         Ending::ByClient(None) => (code::NO_STATUS, String::new(), "client"),

@@ -93,17 +93,29 @@ pub(super) async fn write_frames(
 }
 
 /// Sends the server's close frame or answers the client's, each within [`CLOSE_GRACE`].
+///
+/// The server's close frame jumps the queue (`control`), except when the app closes the
+/// connection: then it follows the frames the app's answer queued (`data`).
 pub(super) async fn close_connection(
     ending: &Ending,
     mut stream: SplitStream<WebSocket>,
     control: mpsc::Sender<Message>,
+    data: mpsc::Sender<Message>,
     mut writer: JoinHandle<()>,
 ) {
     match ending.server_close() {
         Some((code, reason)) => {
-            let _ = control.try_send(close(code, reason));
+            let frame = close(code, reason);
+            let after_data =
+                matches!(ending, Ending::ByApp(..)) && data.try_send(frame.clone()).is_ok();
+            if !after_data {
+                let _ = control.try_send(frame);
+            }
+            drop(data);
+            // A closed control queue ends the writer: keep it open until the close frame is out.
+            let written = tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_ok();
             drop(control);
-            if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_ok() {
+            if written {
                 // Wait for the client's close frame; a broken stream has nothing more to give.
                 let _ = tokio::time::timeout(CLOSE_GRACE, async {
                     while let Some(Ok(frame)) = stream.next().await {

@@ -9,6 +9,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use socketioxide_core::adapter::errors::BroadcastError;
+use tokio_util::task::TaskTracker;
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value as Json;
@@ -53,6 +54,8 @@ pub struct Relay {
     pub events: EventRoutes,
     /// The app's event webhook, when `--webhook-url` is set.
     pub webhook: Option<Webhook>,
+    /// Webhook calls nothing waits on (`disconnect`); shutdown waits for them.
+    pub background: TaskTracker,
     /// Whether every socket is in a room named after its id, as in Node socket.io; needed
     /// only when the app addresses sockets by id (webhook answers, the server API).
     pub id_rooms: bool,
@@ -84,6 +87,7 @@ impl Relay {
         Ok(Arc::new(Relay {
             events: EventRoutes::new(builtin, webhook.is_some(), config.namespaces.clone()),
             id_rooms: webhook.is_some() || config.api_key.is_some(),
+            background: TaskTracker::new(),
             webhook,
             auth: Authenticator::new(
                 config.auth_token.as_ref().map(Secret::expose),

@@ -128,22 +128,24 @@ pub fn disconnected<A: Adapter>(
     socket: &SocketRef<A>,
     io: &SocketIo<A>,
     relay: &Arc<Relay>,
-    client: &ClientState,
+    client: &Arc<ClientState>,
     reason: DisconnectReason,
 ) {
     if relay.webhook.is_none() {
         return;
     }
-    // Taken now, while the socket still lists its rooms.
-    let view = view(socket, client);
+    // The rooms are taken now, while the socket still lists them; its data once its earlier
+    // events' answers have applied.
+    let mut view = view(socket, client);
     let turn = InOrder::take_ticket(Some(client));
     let namespace = socket.ns().to_owned();
-    let (io, relay) = (io.clone(), relay.clone());
-    tokio::spawn(async move {
+    let (io, relay, client) = (io.clone(), relay.clone(), client.clone());
+    relay.clone().background.spawn(async move {
         turn.wait().await;
         let Some(webhook) = &relay.webhook else {
             return;
         };
+        view.data = client.data();
         let sid = view.id.clone();
         let call = Call {
             kind: CallType::Disconnect,
@@ -163,6 +165,21 @@ pub fn disconnected<A: Adapter>(
             }
         }
     });
+}
+
+/// Tells the app that every socket of this node is leaving because the server shuts down:
+/// socketioxide closes their transports without running their disconnect handlers.
+pub fn server_closing<A: Adapter>(io: &SocketIo<A>, relay: &Arc<Relay>) {
+    if relay.webhook.is_none() {
+        return;
+    }
+    for namespace in io.nsps() {
+        for socket in namespace.local().sockets() {
+            if let Some(client) = socket.extensions.get::<Arc<ClientState>>() {
+                disconnected(&socket, io, relay, &client, DisconnectReason::ClosingServer);
+            }
+        }
+    }
 }
 
 /// Applies an answer in its fixed order: `data`, `join`, `leave`, `emit`, `ack`, `disconnect`.

@@ -6,6 +6,8 @@ pub(crate) mod conformance;
 mod connect;
 mod connection_log;
 mod forward;
+
+pub(crate) use forward::server_closing;
 mod handlers;
 pub mod inspect;
 pub(crate) mod ordering;

@@ -201,7 +201,6 @@ describe("event webhooks for plain WebSocket clients", () => {
 
   it(
     "closes a plain client the app disconnects, after the answer's emit and ack frames",
-    { todo: "server: a plain client disconnected by an answer is closed without the answer's emit and ack frames" },
     async () => {
       const { socket, id } = await plain();
       app.on(
