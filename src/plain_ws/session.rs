@@ -58,7 +58,7 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
         ns = "/",
         transport = "plain-websocket",
         ?protocol,
-        remote,
+        remote = %remote,
         "socket connected"
     );
     let (sink, mut stream) = socket.split();

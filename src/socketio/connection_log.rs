@@ -11,7 +11,7 @@ pub fn connected<A: Adapter>(socket: &SocketRef<A>, remote: &str) {
         ns = socket.ns(),
         transport = ?socket.transport_type(),
         protocol = ?socket.protocol(),
-        remote,
+        remote = %remote,
         "socket connected"
     );
 }
@@ -22,7 +22,7 @@ pub fn disconnected<A: Adapter>(socket: &SocketRef<A>, remote: &str, reason: Dis
         sid = %socket.id,
         ns = socket.ns(),
         transport = ?socket.transport_type(),
-        remote,
+        remote = %remote,
         %reason,
         "socket disconnected"
     );
