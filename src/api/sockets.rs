@@ -79,31 +79,40 @@ pub(crate) async fn join<A: Adapter>(
     State(api): State<ApiState<A>>,
     request: Result<Json<RoomsRequest>, JsonRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    let request = body(request)?;
-    let targets = api.targets(&request.namespace, &request.to)?;
-    if let Some(selection) = api.plain_targets(&request.namespace, &request.to) {
-        api.relay.plain.join_selected(&selection, &request.rooms);
-    }
-    targets
-        .join(request.rooms)
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
-    Ok(Json(json!({ "ok": true })))
+    change_rooms(api, body(request)?, Change::Join).await
 }
 
 pub(crate) async fn leave<A: Adapter>(
     State(api): State<ApiState<A>>,
     request: Result<Json<RoomsRequest>, JsonRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    let request = body(request)?;
+    change_rooms(api, body(request)?, Change::Leave).await
+}
+
+/// Whether sockets join rooms or leave them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Join,
+    Leave,
+}
+
+async fn change_rooms<A: Adapter>(
+    api: ApiState<A>,
+    request: RoomsRequest,
+    change: Change,
+) -> Result<Json<Json_>, ApiError> {
     let targets = api.targets(&request.namespace, &request.to)?;
     if let Some(selection) = api.plain_targets(&request.namespace, &request.to) {
-        api.relay.plain.leave_selected(&selection, &request.rooms);
+        match change {
+            Change::Join => api.relay.plain.join_selected(&selection, &request.rooms),
+            Change::Leave => api.relay.plain.leave_selected(&selection, &request.rooms),
+        }
     }
-    targets
-        .leave(request.rooms)
-        .await
-        .map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    let done = match change {
+        Change::Join => targets.join(request.rooms).await,
+        Change::Leave => targets.leave(request.rooms).await,
+    };
+    done.map_err(|error| ApiError::Unavailable(error.to_string()))?;
     Ok(Json(json!({ "ok": true })))
 }
 

@@ -14,9 +14,9 @@ use socketioxide::socket::Sid;
 use crate::relay::Relay;
 use crate::relay::binary;
 use crate::relay::client::ClientState;
-use crate::relay::delivery::{Targets, plain_data, plain_event_frame};
+use crate::relay::delivery::{plain_data, plain_event_frame};
 use crate::relay::payload::EventArgs;
-use crate::relay::webhook::{Answer, Call, CallType, EmitItem, SocketView, WebhookError};
+use crate::relay::webhook::{Answer, Call, CallType, SocketView, WebhookError};
 
 /// What a plain client gets from an answer: frames for it alone, and whether to close.
 #[derive(Debug, Default)]
@@ -133,7 +133,7 @@ pub(super) fn disconnected<A: Adapter>(
                 .iter()
                 .filter(|item| item.to.is_some() || item.broadcast)
             {
-                emit_beyond(&io, &relay, &id, item).await;
+                relay.emit_item(&io, "/", &id.to_string(), item).await;
             }
         }
     });
@@ -162,7 +162,7 @@ async fn apply<A: Adapter>(
     }
     for item in &answer.emit {
         if item.to.is_some() || item.broadcast {
-            emit_beyond(io, relay, id, item).await;
+            relay.emit_item(io, "/", &id.to_string(), item).await;
             continue;
         }
         match binary::args_from_json(&item.args) {
@@ -186,35 +186,6 @@ async fn apply<A: Adapter>(
     }
     reply.disconnect = answer.disconnect;
     reply
-}
-
-async fn emit_beyond<A: Adapter>(io: &SocketIo<A>, relay: &Relay, id: &Sid, item: &EmitItem) {
-    let args = match binary::args_from_json(&item.args) {
-        Ok(args) => EventArgs(args),
-        Err(error) => {
-            tracing::warn!(sid = %id, event = item.event, %error, "app's emit dropped");
-            return;
-        }
-    };
-    let to = item.to.as_deref().unwrap_or_default();
-    let sender = id.to_string();
-    let skip = (!item.include_self).then_some(sender.as_str());
-    if let Err(error) = relay
-        .emit(
-            io,
-            "/",
-            &item.event,
-            &args,
-            Targets {
-                to,
-                except: &item.except,
-                skip,
-            },
-        )
-        .await
-    {
-        tracing::warn!(sid = %id, event = item.event, %error, "app's emit not delivered to every member");
-    }
 }
 
 fn ack_frame(id: &Value, data: Value) -> Option<Utf8Bytes> {

@@ -22,7 +22,7 @@ use super::events::{BuiltinEvent, EventRoutes};
 use super::payload::{ChatMessage, EventArgs};
 use super::plain_members::{PlainMembers, Selection};
 use super::rate::{RateLimit, Verdict};
-use super::webhook::{Webhook, WebhookSetupError};
+use super::webhook::{EmitItem, Webhook, WebhookSetupError};
 use crate::config::{Config, Secret};
 
 /// Who an emit reaches, in Socket.IO's terms: the members of `to` (rooms or socket ids; the
@@ -143,6 +143,33 @@ impl Relay {
             sockets = sockets.except(except);
         }
         sockets.emit(event, args).await
+    }
+
+    /// An app's `emit` item that goes to rooms or the namespace (not to the sender alone), on
+    /// every node; `sender` is left out unless the item says `include_self`. Failures are
+    /// logged: the app's answer has already been accepted.
+    pub async fn emit_item<A: Adapter>(
+        &self,
+        io: &SocketIo<A>,
+        namespace: &str,
+        sender: &str,
+        item: &EmitItem,
+    ) {
+        let args = match binary::args_from_json(&item.args) {
+            Ok(args) => EventArgs(args),
+            Err(error) => {
+                tracing::warn!(sid = sender, event = item.event, %error, "app's emit dropped");
+                return;
+            }
+        };
+        let targets = Targets {
+            to: item.to.as_deref().unwrap_or_default(),
+            except: &item.except,
+            skip: (!item.include_self).then_some(sender),
+        };
+        if let Err(error) = self.emit(io, namespace, &item.event, &args, targets).await {
+            tracing::warn!(sid = sender, event = item.event, %error, "app's emit not delivered to every member");
+        }
     }
 
     /// Clients connected to this node right now: Socket.IO sockets and plain clients.

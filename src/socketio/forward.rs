@@ -14,9 +14,8 @@ use super::request::EventRequest;
 use crate::relay::Relay;
 use crate::relay::binary;
 use crate::relay::client::{ClientState, socket_view as view};
-use crate::relay::delivery::Targets;
 use crate::relay::payload::EventArgs;
-use crate::relay::webhook::{Answer, Call, CallType, EmitItem, WebhookError};
+use crate::relay::webhook::{Answer, Call, CallType, WebhookError};
 
 /// Why the app did not admit a socket.
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +159,7 @@ pub fn disconnected<A: Adapter>(
             for item in &answer.emit {
                 // The socket is gone: an emit to it alone reaches no one.
                 if item.to.is_some() || item.broadcast {
-                    emit_beyond(&io, &relay, &namespace, &sid, item).await;
+                    relay.emit_item(&io, &namespace, &sid, item).await;
                 }
             }
         }
@@ -213,7 +212,9 @@ async fn apply<A: Adapter>(
                 }
             }
         } else {
-            emit_beyond(io, relay, socket.ns(), socket.id.as_str(), item).await;
+            relay
+                .emit_item(io, socket.ns(), socket.id.as_str(), item)
+                .await;
         }
     }
     if let Some(request) = request {
@@ -230,41 +231,5 @@ async fn apply<A: Adapter>(
         && let Err(error) = socket.clone().disconnect()
     {
         tracing::debug!(sid = %socket.id, %error, "socket already gone");
-    }
-}
-
-/// An answer's emit to rooms or to the namespace, on every node, `sender` left out unless the
-/// item says `include_self`.
-async fn emit_beyond<A: Adapter>(
-    io: &SocketIo<A>,
-    relay: &Relay,
-    namespace: &str,
-    sender: &str,
-    item: &EmitItem,
-) {
-    let args = match binary::args_from_json(&item.args) {
-        Ok(args) => EventArgs(args),
-        Err(error) => {
-            tracing::warn!(sid = sender, event = item.event, %error, "app's emit dropped");
-            return;
-        }
-    };
-    let to = item.to.as_deref().unwrap_or_default();
-    let skip = (!item.include_self).then_some(sender);
-    if let Err(error) = relay
-        .emit(
-            io,
-            namespace,
-            &item.event,
-            &args,
-            Targets {
-                to,
-                except: &item.except,
-                skip,
-            },
-        )
-        .await
-    {
-        tracing::warn!(sid = sender, event = item.event, %error, "app's emit not delivered to every member");
     }
 }

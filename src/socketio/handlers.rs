@@ -63,10 +63,7 @@ pub async fn on_join<A: Adapter>(
     }
     socket.join(room.as_str().to_owned());
     tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "joined room");
-    acknowledge_room(&socket, &io, &relay, &mut request, &room).await;
-    if announces_presence(request.client()) {
-        announce(&socket, room.as_str(), Audience::Everyone).await;
-    }
+    room_changed(&socket, &io, &relay, &mut request, &room, true).await;
 }
 
 /// Removes the socket from a room; answers `{ room, size }` or `{ error }`.
@@ -82,10 +79,7 @@ pub async fn on_leave<A: Adapter>(
     let was_member = socket.rooms().iter().any(|r| r == room.as_str());
     socket.leave(room.as_str().to_owned());
     tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "left room");
-    acknowledge_room(&socket, &io, &relay, &mut request, &room).await;
-    if was_member && announces_presence(request.client()) {
-        announce(&socket, room.as_str(), Audience::Everyone).await;
-    }
+    room_changed(&socket, &io, &relay, &mut request, &room, was_member).await;
 }
 
 /// Relays a chat message to a room (or the whole namespace); answers `{ ok }` or `{ error }`.
@@ -152,16 +146,21 @@ async fn requested_room<A: Adapter>(
         .ok()
 }
 
-async fn acknowledge_room<A: Adapter>(
+/// Acknowledges a `join` or `leave` with the room's size and, on a namespace that announces
+/// presence, tells the room who is in it when its membership `changed`.
+async fn room_changed<A: Adapter>(
     socket: &SocketRef<A>,
     io: &SocketIo<A>,
     relay: &Relay,
     request: &mut EventRequest<A>,
     room: &RoomName,
+    changed: bool,
 ) {
-    let shares_plain_rooms = request
-        .client()
-        .is_some_and(ClientState::shares_plain_rooms);
+    let client = request.client();
+    let shares_plain_rooms = client.is_some_and(ClientState::shares_plain_rooms);
+    let presence = client
+        .and_then(|client| client.namespace)
+        .is_some_and(|ns| ns.presence);
     let size = relay
         .room_size(io, socket.ns(), shares_plain_rooms, room.as_str())
         .await;
@@ -172,12 +171,9 @@ async fn acknowledge_room<A: Adapter>(
             size,
         },
     );
-}
-
-fn announces_presence(client: Option<&ClientState>) -> bool {
-    client
-        .and_then(|client| client.namespace)
-        .is_some_and(|ns| ns.presence)
+    if changed && presence {
+        announce(socket, room.as_str(), Audience::Everyone).await;
+    }
 }
 
 /// Who receives a presence update.
