@@ -67,6 +67,7 @@ if [[ -z "${selected[install]:-}" && -n "${selected[build]:-}${selected[cargo]:-
   read -r -a missing <<<"$(missing_packages)"
   [[ -d client-demo/node_modules ]] || missing+=(client-demo/node_modules)
   [[ -d tests/node_modules ]] || missing+=(tests/node_modules)
+  [[ -d examples/chat/node_modules ]] || missing+=(examples/chat/node_modules)
   if ((${#missing[@]})); then
     echo "note: adding the install stage, for ${missing[*]}"
     selected[install]=1
@@ -151,6 +152,8 @@ stage_install() {
   echo "installing JavaScript dependencies"
   npm ci --prefix client-demo --no-audit --no-fund --loglevel=error
   npm ci --prefix tests --no-audit --no-fund --loglevel=error
+  # The chat example; its install copies the socket.io-client bundle next to its page.
+  npm ci --prefix examples/chat --no-audit --no-fund --loglevel=error
   if [[ -n "${selected[fuzz]:-}" ]] && ! cargo fuzz --version >/dev/null 2>&1; then
     echo "installing cargo-fuzz"
     timeout 1800 cargo install cargo-fuzz --locked
