@@ -170,7 +170,11 @@ impl<A: Adapter> PlainEndpoint<A> {
             protocol: protocol.map(str::to_owned),
             user,
             // The token stays out of what the app is shown; Node has no `auth` for plain clients.
-            handshake: handshake(parts, serde_json::Value::Object(Default::default())),
+            handshake: handshake(
+                parts,
+                serde_json::Value::Object(Default::default()),
+                self.relay.id_rooms,
+            ),
         })
     }
 }

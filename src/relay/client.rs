@@ -44,7 +44,7 @@ pub struct ClientState {
     data: Mutex<Map<String, Json>>,
     /// The part of a connect answer that can only apply once the client knows it is
     /// connected (its emits, a disconnect).
-    after_connect: Mutex<Option<Answer>>,
+    after_connect: Mutex<Option<Box<Answer>>>,
 }
 
 impl ClientState {
@@ -80,12 +80,12 @@ impl ClientState {
 
     /// Keeps the rest of a connect answer for when the client is connected.
     pub fn defer(&self, answer: Answer) {
-        *lock(&self.after_connect) = Some(answer);
+        *lock(&self.after_connect) = Some(Box::new(answer));
     }
 
     /// The rest of the connect answer, once.
     pub fn take_deferred(&self) -> Option<Answer> {
-        lock(&self.after_connect).take()
+        lock(&self.after_connect).take().map(|answer| *answer)
     }
 
     /// The user id as chat messages carry it.

@@ -56,8 +56,9 @@ pub struct Relay {
     pub webhook: Option<Webhook>,
     /// Webhook calls nothing waits on (`disconnect`); shutdown waits for them.
     pub background: TaskTracker,
-    /// Whether every socket is in a room named after its id, as in Node socket.io; needed
-    /// only when the app addresses sockets by id (webhook answers, the server API).
+    /// Whether there is an app (a webhook or the server API): then every socket is in a room
+    /// named after its id, as in Node socket.io, so the app can address it, and keeps its
+    /// handshake for the app to see.
     pub id_rooms: bool,
     /// Handshake authentication.
     pub auth: Authenticator,

@@ -26,8 +26,21 @@ pub fn remote_address(headers: &HeaderMap, peer: Option<SocketAddr>) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
-/// The handshake of a client whose first request is `parts` and whose `auth` payload is `auth`.
-pub fn handshake(parts: &Parts, auth: Json) -> Handshake {
+/// The handshake of a client whose first request is `parts` and whose `auth` payload is `auth`;
+/// with `shown` off (no app to show it to), only the address, which the logs need.
+pub fn handshake(parts: &Parts, auth: Json, shown: bool) -> Handshake {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0);
+    let address = remote_address(&parts.headers, peer);
+    if !shown {
+        // Each socket keeps its handshake for its lifetime: without an app, keep no more.
+        return Handshake {
+            address,
+            ..Handshake::default()
+        };
+    }
     let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .map(|query| query.0)
         .unwrap_or_default();
@@ -38,15 +51,11 @@ pub fn handshake(parts: &Parts, auth: Json) -> Handshake {
             Some(((*name).to_owned(), value.to_owned()))
         })
         .collect();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
     Handshake {
         auth,
         query,
         headers,
-        address: remote_address(&parts.headers, peer),
+        address,
         time: now_ms(),
     }
 }

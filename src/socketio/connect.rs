@@ -34,7 +34,7 @@ pub async fn admit<A: Adapter>(
     };
     let user = relay.auth.verify(&auth).inspect_err(|e| refused(e))?;
     let namespace = events::namespace(socket.ns());
-    let handshake = handshake(socket.req_parts(), auth);
+    let handshake = handshake(socket.req_parts(), auth, relay.id_rooms);
     let client = Arc::new(ClientState::new(
         Transport::SocketIo,
         namespace,
