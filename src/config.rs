@@ -115,6 +115,32 @@ pub struct Config {
     #[arg(long, env = "IORELAY_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
 
+    /// Most TCP connections one client address may hold open at once; past it, a new one gets
+    /// HTTP 503 and is closed. The address is the peer's, or the client's in `X-Forwarded-For`
+    /// when the peer is a `--trust-proxy`.
+    #[arg(long, env = "IORELAY_MAX_CONNECTIONS_PER_IP", default_value_t = 4_096)]
+    pub max_connections_per_ip: usize,
+
+    /// Time a connection has to send a complete request head after it is accepted (and a
+    /// request body after its head), in milliseconds; it is closed when the time is up.
+    #[arg(long, env = "IORELAY_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub http_header_timeout_ms: u64,
+
+    /// Time a kept-alive HTTP connection may stay idle between two requests, in milliseconds
+    /// (Node's `keepAliveTimeout`).
+    #[arg(long, env = "IORELAY_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub keep_alive_timeout_ms: u64,
+
+    /// Address (or `address/prefix` network) of a reverse proxy in front of iorelay; repeat for
+    /// several. Requests it forwards are counted against the client address it puts in
+    /// `X-Forwarded-For`.
+    #[arg(
+        long = "trust-proxy",
+        env = "IORELAY_TRUST_PROXY",
+        value_delimiter = ','
+    )]
+    pub trust_proxy: Vec<ProxyNetwork>,
+
     /// Most rooms one socket may be in at once.
     #[arg(long, env = "IORELAY_MAX_ROOMS_PER_SOCKET", default_value_t = 100)]
     pub max_rooms_per_socket: usize,
@@ -221,6 +247,57 @@ impl std::str::FromStr for Secret {
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")
+    }
+}
+
+/// A trusted proxy: one address, or a network as `address/prefix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyNetwork {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl ProxyNetwork {
+    /// Whether `ip` is this address or lies in this network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for ProxyNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected an IP address or a network such as 10.0.0.0/8, got '{s}'");
+        let (address, prefix) = match s.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (s, None),
+        };
+        let address: IpAddr = address.parse().map_err(|_| bad())?;
+        let address = address.to_canonical();
+        let width = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= width)
+                .ok_or_else(bad)?,
+            None => width,
+        };
+        Ok(ProxyNetwork { address, prefix })
     }
 }
 
@@ -357,6 +434,8 @@ impl Config {
             ("ping-timeout-ms", self.ping_timeout_ms),
             ("connect-timeout-ms", self.connect_timeout_ms),
             ("shutdown-timeout-ms", self.shutdown_timeout_ms),
+            ("http-header-timeout-ms", self.http_header_timeout_ms),
+            ("keep-alive-timeout-ms", self.keep_alive_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::ZeroDuration(name));
@@ -367,6 +446,7 @@ impl Config {
         }
         for (name, value) in [
             ("max-connections", self.max_connections),
+            ("max-connections-per-ip", self.max_connections_per_ip),
             ("max-rooms-per-socket", self.max_rooms_per_socket),
             ("max-room-name-length", self.max_room_name_length),
             ("max-events-per-second", self.max_events_per_second as usize),
@@ -506,6 +586,16 @@ impl Config {
     /// Time given to connections to close on shutdown.
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    /// Time a connection has to send a request head, and a request its body.
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout_ms)
+    }
+
+    /// Time a kept-alive connection may stay idle between requests.
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
     }
 
     /// Ticker interval, or `None` when the ticker is off.
@@ -676,6 +766,35 @@ mod tests {
         );
         let none = parse(&["--ws-protocol", ""]).expect("valid");
         assert!(none.ws_protocols.is_empty());
+    }
+
+    #[test]
+    fn connection_limits_are_checked() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(config.http_header_timeout_ms, 10_000);
+        assert_eq!(config.keep_alive_timeout_ms, 5_000);
+        assert_eq!(config.max_connections_per_ip, 4_096);
+        assert!(config.trust_proxy.is_empty());
+        assert_eq!(
+            parse(&["--max-connections-per-ip", "0"]).unwrap_err(),
+            ConfigError::ZeroLimit("max-connections-per-ip")
+        );
+        assert_eq!(
+            parse(&["--http-header-timeout-ms", "0"]).unwrap_err(),
+            ConfigError::ZeroDuration("http-header-timeout-ms")
+        );
+        let proxies = parse(&["--trust-proxy", "10.0.0.0/8,::1"]).expect("valid");
+        let [network, loopback] = proxies.trust_proxy[..] else {
+            panic!("two proxies: {:?}", proxies.trust_proxy);
+        };
+        assert!(network.contains("10.1.2.3".parse().expect("ip")));
+        assert!(!network.contains("11.0.0.1".parse().expect("ip")));
+        assert!(loopback.contains("::1".parse().expect("ip")));
+        assert!(!loopback.contains("127.0.0.1".parse().expect("ip")));
+        assert!("10.0.0.0/33".parse::<ProxyNetwork>().is_err());
+        assert!("proxy".parse::<ProxyNetwork>().is_err());
+        let mapped: ProxyNetwork = "127.0.0.1".parse().expect("valid");
+        assert!(mapped.contains("::ffff:127.0.0.1".parse().expect("ip")));
     }
 
     #[test]

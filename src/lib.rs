@@ -1,6 +1,9 @@
 //! iorelay: a Socket.IO-compatible realtime server.
 //!
 //! A packet's way through the server:
+//! - [`http`] accepts each TCP connection against the descriptor budget and the per-address
+//!   limit, and closes connections that do not send a request head, a body or a next request
+//!   in time;
 //! - [`api`] is the HTTP server API the app calls to emit and to act on sockets;
 //! - [`http`]'s guard refuses unlisted origins, unsupported protocol versions and handshakes
 //!   past the connection limit before a session exists;

@@ -1,13 +1,12 @@
 //! Runs a node: connects Redis when configured, builds the routes ([`crate::app`]), starts the
 //! background tasks (ticker, heap trimmer) and serves until shutdown.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use futures_util::future::BoxFuture;
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter};
@@ -21,6 +20,9 @@ use crate::adapter::{self, RedisConnectError, RedisStatus, RoomSharing};
 use crate::app::{router, socket_io_builder};
 use crate::config::Config;
 use crate::heap;
+use crate::http::connections::{ConnectionGate, DescriptorBudget};
+use crate::http::deadlines::Deadlines;
+use crate::http::serve::{self as http_serve, Server};
 use crate::relay::webhook::WebhookSetupError;
 use crate::relay::{Relay, bridge};
 use crate::socketio::{self, ticker};
@@ -160,9 +162,20 @@ pub fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
 /// returns once connections are closed or the shutdown timeout has passed.
 pub async fn serve(
     listener: TcpListener,
-    config: Config,
+    mut config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let descriptors = DescriptorBudget::of_this_process();
+    fit_sessions_to_descriptors(&mut config, &descriptors);
+    let gate = ConnectionGate::new(
+        descriptors.connections,
+        config.max_connections_per_ip,
+        config.trust_proxy.clone(),
+    );
+    let deadlines = Deadlines {
+        header: config.http_header_timeout(),
+        keep_alive: config.keep_alive_timeout(),
+    };
     let shutdown_timeout = config.shutdown_timeout();
     let tick_interval = config.tick_interval();
     let sharing = RoomSharing::from_config(&config).await?;
@@ -184,34 +197,55 @@ pub async fn serve(
             node.close().await;
         }
     };
-    // Small realtime frames must leave at once: with Nagle's algorithm on, a burst of them
-    // stalls ~40 ms on delayed ACKs (Node's HTTP server disables it too).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(
+    let server = http_serve::run(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
+        Server {
+            router,
+            gate,
+            deadlines,
+        },
+        graceful,
+    );
     // Upgraded WebSockets are not tracked by the HTTP server, so bound the wait ourselves.
     let deadline = async {
         shutdown_started.notified().await;
         tokio::time::sleep(shutdown_timeout).await;
     };
-    let result = tokio::select! {
-        result = server.into_future() => result,
+    tokio::select! {
+        () = server => {}
         () = deadline => {
             tracing::warn!(?shutdown_timeout, "connections still open at the shutdown deadline");
-            Ok(())
         }
-    };
+    }
     if let Some(ticker) = ticker {
         ticker.abort();
     }
     heap_trimmer.abort();
     tracing::info!("stopped");
-    Ok(result?)
+    Ok(())
+}
+
+/// Logs the descriptor budget, and lowers `--max-connections` to it when it does not fit: every
+/// session needs at least one TCP connection, and a node that promises more sessions than it
+/// has descriptors fails with `Too many open files` instead of a clean 503.
+fn fit_sessions_to_descriptors(config: &mut Config, descriptors: &DescriptorBudget) {
+    tracing::info!(
+        descriptor_limit = descriptors.limit,
+        in_use = descriptors.in_use,
+        reserve = descriptors.reserve,
+        tcp_connections = descriptors.connections,
+        max_connections = config.max_connections,
+        max_connections_per_ip = config.max_connections_per_ip,
+        "connection budget"
+    );
+    if config.max_connections > descriptors.connections {
+        tracing::warn!(
+            max_connections = config.max_connections,
+            lowered_to = descriptors.connections,
+            descriptor_limit = descriptors.limit,
+            "--max-connections does not fit in the descriptor limit (RLIMIT_NOFILE, `ulimit -n`) \
+             with its reserve: lowered; raise the limit to serve more"
+        );
+        config.max_connections = descriptors.connections;
+    }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -10,6 +11,7 @@ use serde::Serialize;
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 
+use super::connections::{ConnectionGate, TcpHealth};
 use crate::adapter::RedisStatus;
 use crate::relay::Relay;
 use crate::relay::webhook::{Webhook, WebhookHealth};
@@ -30,6 +32,10 @@ pub struct Health {
     pub tick_interval_ms: Option<u64>,
     /// Events refused by the per-client rate limit since startup, on both transports.
     pub rate_limited_events: u64,
+    /// TCP connections: open now, and refused or closed early since startup. Absent when the
+    /// router is driven without a server (tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpHealth>,
     /// The app's event webhook, when one is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookHealth>,
@@ -82,7 +88,10 @@ pub fn router<A: Adapter>(
         })
 }
 
-async fn health<A: Adapter>(State(sources): State<HealthSources<A>>) -> Json<Health> {
+async fn health<A: Adapter>(
+    State(sources): State<HealthSources<A>>,
+    gate: Option<Extension<Arc<ConnectionGate>>>,
+) -> Json<Health> {
     let connections = sources
         .io
         .nsps()
@@ -105,6 +114,7 @@ async fn health<A: Adapter>(State(sources): State<HealthSources<A>>) -> Json<Hea
             .tick_interval
             .map(|interval| u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)),
         rate_limited_events: sources.relay.rate.refused(),
+        tcp: gate.map(|Extension(gate)| gate.health()),
         webhook,
         redis,
     })

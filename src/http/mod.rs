@@ -1,6 +1,9 @@
 //! Plain HTTP served beside Socket.IO on the same port.
 
+pub mod connections;
+pub mod deadlines;
 pub mod guard;
 pub mod health;
 pub mod request_head;
+pub mod serve;
 pub mod static_files;

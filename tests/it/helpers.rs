@@ -54,6 +54,8 @@ pub async fn spawn_app(flags: &[&str]) -> TestApp {
         "tests/it/fixtures/site",
         "--tick-interval-ms",
         "0",
+        "--max-connections-per-ip",
+        "1000000",
     ]
     .into_iter()
     .chain(flags.iter().copied());
@@ -80,6 +82,7 @@ pub struct ServerProcess {
     /// Where it listens.
     pub address: SocketAddr,
     flags: Vec<String>,
+    descriptor_limit: Option<u64>,
     child: std::process::Child,
 }
 
@@ -91,30 +94,69 @@ impl ServerProcess {
             .expect("free port")
             .port();
         let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        Self::start_on(SocketAddr::from(([127, 0, 0, 1], port)), flags).await
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], port)), flags, None).await
     }
 
-    async fn start_on(address: SocketAddr, flags: Vec<String>) -> Self {
+    /// Like [`ServerProcess::start`], the process limited to `limit` file descriptors (its
+    /// soft and hard `RLIMIT_NOFILE`), so that a test reaches the limit with a few hundred
+    /// connections.
+    pub async fn start_with_descriptor_limit(limit: u64, flags: &[&str]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], port)), flags, Some(limit)).await
+    }
+
+    async fn start_on(
+        address: SocketAddr,
+        flags: Vec<String>,
+        descriptor_limit: Option<u64>,
+    ) -> Self {
         // IORELAY_BIN points the process tests at another build (the release one in CI).
         let binary = std::env::var("IORELAY_BIN")
             .unwrap_or_else(|_| env!("CARGO_BIN_EXE_iorelay").to_owned());
-        let child = std::process::Command::new(binary)
+        let mut command = std::process::Command::new(binary);
+        command
             .args(["--host", "127.0.0.1", "--port", &address.port().to_string()])
             .args([
                 "--tick-interval-ms",
                 "0",
                 "--static-dir",
                 "tests/it/fixtures/site",
+                // Every test client comes from loopback; the tests of the per-address limit
+                // set their own.
+                "--max-connections-per-ip",
+                "1000000",
             ])
             .args(&flags)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start iorelay");
+            .stderr(std::process::Stdio::null());
+        if let Some(limit) = descriptor_limit {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec the closure only calls setrlimit, which is
+            // async-signal-safe, on a struct of its own.
+            unsafe {
+                command.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command.spawn().expect("start iorelay");
         let server = ServerProcess {
             address,
             flags,
+            descriptor_limit,
             child,
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -195,8 +237,9 @@ impl ServerProcess {
     pub async fn restart(self) -> Self {
         let address = self.address;
         let flags = self.flags.clone();
+        let descriptor_limit = self.descriptor_limit;
         drop(self);
-        Self::start_on(address, flags).await
+        Self::start_on(address, flags, descriptor_limit).await
     }
 }
 

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod cluster;
 mod contract;
+mod floods;
 mod fuzz_corpus;
 mod helpers;
 mod http;

@@ -54,6 +54,10 @@ async fn health_is_served_without_a_server() {
     assert_eq!(body["connections"], 0);
     assert_eq!(body["tick_interval_ms"], 250);
     assert_eq!(body["rate_limited_events"], 0);
+    assert!(
+        body.get("tcp").is_none(),
+        "TCP connections are counted by a server, and there is none: {body}"
+    );
 }
 
 #[tokio::test]

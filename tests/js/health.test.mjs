@@ -34,7 +34,8 @@ describe("/healthz", () => {
     });
 
   it("describes the server", async () => {
-    assert.deepEqual(await health(), {
+    const { tcp, ...rest } = await health();
+    assert.deepEqual(rest, {
       status: "ok",
       connections: 0,
       version: "0.1.0",
@@ -42,6 +43,13 @@ describe("/healthz", () => {
       tick_interval_ms: null,
       rate_limited_events: 0,
     });
+    // `open` counts this request's connection, and any earlier probe's not yet closed.
+    assert.ok(Number.isInteger(tcp.open) && tcp.open >= 1, `tcp.open is ${tcp.open}`);
+    assert.deepEqual(
+      { refused: tcp.refused, header_timeout: tcp.closed.header_timeout, body_timeout: tcp.closed.body_timeout, evicted: tcp.closed.evicted },
+      { refused: { budget: 0, per_ip: 0 }, header_timeout: 0, body_timeout: 0, evicted: 0 },
+    );
+    assert.ok(Number.isInteger(tcp.closed.idle_timeout), "idle_timeout counts kept-alive connections that went idle");
   });
 
   it("counts connections up and back down", async () => {
