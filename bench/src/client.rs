@@ -293,7 +293,7 @@ fn deliver_text(
 }
 
 /// Connects from `source` (any port), so that each source address has its own port range.
-async fn tcp_connect(target: SocketAddrV4, source: Ipv4Addr) -> io::Result<TcpStream> {
+pub async fn tcp_connect(target: SocketAddrV4, source: Ipv4Addr) -> io::Result<TcpStream> {
     let socket = TcpSocket::new_v4()?;
     // Without this, bind() picks a port before the destination is known and each source address
     // is limited to one port per connection across every destination.

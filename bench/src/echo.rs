@@ -1,8 +1,9 @@
 //! `echo`: each client sends `echo` with an ack, waits for it, and sends the next one.
 //!
 //! Acks that carry an error (`{ "error": ... }`, such as the rate limit's) are not counted as
-//! echoes; they, a last echo never answered, failed connects and lost connections are the
-//! run's [`Losses`].
+//! echoes; they, acks without the echo's own argument, a last echo never answered, failed
+//! connects and lost connections are the run's [`Losses`]. The closed loop itself
+//! ([`ack_loop`]) serves the `webhook` scenario too, with another event.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use clap::Args;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::client::Client;
+use crate::client::{Client, find};
 use crate::histogram::{Histogram, ms};
 use crate::losses::{Losses, ack_error};
 use crate::{Common, cpu_percent, cpu_ticks, emit, now_ns, percent};
@@ -28,18 +29,32 @@ pub struct EchoArgs {
     duration_s: u64,
 }
 
+/// What one client's closed loop did, and, merged, what all of them did.
 #[derive(Default)]
-struct ClientResult {
-    /// Of the echoes answered without an error.
-    latency: Histogram,
+pub struct LoopTotals {
+    /// Of the requests answered without an error.
+    pub latency: Histogram,
     /// Acks that carried an error.
-    error_acks: u64,
+    pub error_acks: u64,
     /// The error of the first of them.
-    first_error: Option<String>,
-    /// The last echo was still unanswered when the time was up.
-    unanswered: bool,
-    /// The connection broke before the end.
-    lost: bool,
+    pub first_error: Option<String>,
+    /// Acks without the request's timestamp: the answer to some other request.
+    pub mismatched: u64,
+    /// Loops whose last request was still unanswered when the time was up.
+    pub unanswered: u64,
+    /// Connections that broke before the end.
+    pub lost: u64,
+}
+
+impl LoopTotals {
+    fn merge(&mut self, other: LoopTotals) {
+        self.latency.merge(&other.latency);
+        self.error_acks += other.error_acks;
+        self.first_error = self.first_error.take().or(other.first_error);
+        self.mismatched += other.mismatched;
+        self.unanswered += other.unanswered;
+        self.lost += other.lost;
+    }
 }
 
 pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
@@ -49,30 +64,7 @@ pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
             "--clients must be between 1 and the file limit ({files}) less 64"
         ));
     }
-    let endpoint = Arc::new(args.common.endpoint());
-    let connect_timeout = args.common.connect_timeout();
-    let slots = Arc::new(Semaphore::new(args.common.concurrency));
-    let mut clients = Vec::with_capacity(args.clients);
-    let mut failures = 0;
-    let mut pending = Vec::with_capacity(args.clients);
-    for index in 0..args.clients {
-        let endpoint = endpoint.clone();
-        let slots = slots.clone();
-        let source = args.common.source(index);
-        pending.push(tokio::spawn(async move {
-            let _slot = slots.acquire_owned().await.ok()?;
-            timeout(connect_timeout, Client::connect(&endpoint, source))
-                .await
-                .ok()?
-                .ok()
-        }));
-    }
-    for task in pending {
-        match task.await {
-            Ok(Some(client)) => clients.push(client),
-            _ => failures += 1,
-        }
-    }
+    let (clients, failures) = connect_clients(&args.common, args.clients).await;
     if clients.is_empty() {
         return Err("no client could connect".into());
     }
@@ -83,25 +75,17 @@ pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
     let deadline = start + Duration::from_secs(args.duration_s);
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|client| tokio::spawn(echo_loop(client, deadline)))
+        .map(|client| tokio::spawn(ack_loop(client, echo_request, deadline)))
         .collect();
-    let mut latency = Histogram::default();
-    let mut lost = 0;
-    let mut error_acks = 0;
-    let mut first_error = None;
-    let mut unanswered = 0;
-    for task in tasks {
-        match task.await {
-            Ok(result) => {
-                latency.merge(&result.latency);
-                lost += u64::from(result.lost);
-                error_acks += result.error_acks;
-                first_error = first_error.or(result.first_error);
-                unanswered += u64::from(result.unanswered);
-            }
-            Err(_) => lost += 1,
-        }
-    }
+    let (_, totals) = join_loops(tasks).await;
+    let LoopTotals {
+        latency,
+        error_acks,
+        first_error,
+        mismatched,
+        unanswered,
+        lost,
+    } = totals;
     let server_cpu = cpu_percent(
         server_cpu_before,
         args.common.server_pid.and_then(cpu_ticks),
@@ -123,6 +107,9 @@ pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
         Some(error) => format!("{n} echoes answered with an error, the first: {error}"),
         None => format!("{n} echoes answered with an error"),
     });
+    losses.count(mismatched, |n| {
+        format!("{n} echoes acknowledged without their own argument")
+    });
     losses.count(unanswered, |n| format!("{n} echoes never acknowledged"));
     losses.count(lost, |n| format!("{n} clients lost their connection"));
     let result = serde_json::json!({
@@ -136,6 +123,7 @@ pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
         "latency_ms": latency.summary_ms(),
         "error_acks": error_acks,
         "first_error": first_error,
+        "mismatched": mismatched,
         "unanswered": unanswered,
         "lost_connections": lost,
         "server_cpu_pct": server_cpu,
@@ -181,52 +169,113 @@ pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
     Ok(losses)
 }
 
-async fn echo_loop(mut client: Client, deadline: Instant) -> ClientResult {
-    let mut result = ClientResult::default();
+/// `echo` with the send time as its one argument; the ack carries it back.
+pub fn echo_request(ack_id: u64, sent_at: u64) -> String {
+    format!("42{ack_id}[\"echo\",\"{sent_at}\"]")
+}
+
+/// Connects `count` clients, at most `--concurrency` at a time; returns them and the failures.
+pub async fn connect_clients(common: &Common, count: usize) -> (Vec<Client>, u64) {
+    let endpoint = Arc::new(common.endpoint());
+    let connect_timeout = common.connect_timeout();
+    let slots = Arc::new(Semaphore::new(common.concurrency));
+    let mut pending = Vec::with_capacity(count);
+    for index in 0..count {
+        let endpoint = endpoint.clone();
+        let slots = slots.clone();
+        let source = common.source(index);
+        pending.push(tokio::spawn(async move {
+            let _slot = slots.acquire_owned().await.ok()?;
+            timeout(connect_timeout, Client::connect(&endpoint, source))
+                .await
+                .ok()?
+                .ok()
+        }));
+    }
+    let mut clients = Vec::with_capacity(count);
+    let mut failures = 0;
+    for task in pending {
+        match task.await {
+            Ok(Some(client)) => clients.push(client),
+            _ => failures += 1,
+        }
+    }
+    (clients, failures)
+}
+
+/// Waits for the loops of [`ack_loop`]; returns the clients still connected and the totals.
+pub async fn join_loops(
+    tasks: Vec<tokio::task::JoinHandle<(Option<Client>, LoopTotals)>>,
+) -> (Vec<Client>, LoopTotals) {
+    let mut clients = Vec::with_capacity(tasks.len());
+    let mut totals = LoopTotals::default();
+    for task in tasks {
+        match task.await {
+            Ok((client, result)) => {
+                clients.extend(client);
+                totals.merge(result);
+            }
+            Err(_) => totals.lost += 1,
+        }
+    }
+    (clients, totals)
+}
+
+/// Sends `request(ack_id, sent_at)`, waits for its ack, and sends the next one until
+/// `deadline`. The ack must carry `sent_at` back, as a string somewhere in its arguments.
+/// Returns the client unless its connection broke, so that a later phase can reuse it.
+pub async fn ack_loop(
+    mut client: Client,
+    request: fn(u64, u64) -> String,
+    deadline: Instant,
+) -> (Option<Client>, LoopTotals) {
+    let mut result = LoopTotals::default();
     let mut ack_id: u64 = 0;
     // The ack of the last request may arrive after the deadline: wait a little for it.
     let grace = deadline + Duration::from_secs(2);
     while Instant::now() < deadline {
         ack_id += 1;
         let sent_at = now_ns();
-        let request = format!("42{ack_id}[\"echo\",\"{sent_at}\"]");
-        client.queue_text(request.as_bytes());
+        client.queue_text(request(ack_id, sent_at).as_bytes());
         if client.flush().await.is_err() {
-            result.lost = true;
-            return result;
+            result.lost = 1;
+            return (None, result);
         }
         let expected = format!("43{ack_id}[");
+        let stamp = format!("\"{sent_at}\"");
         let mut answer = None;
         while answer.is_none() {
             tokio::select! {
                 read = client.fill() => {
                     if !read.is_ok_and(|n| n > 0) {
-                        result.lost = true;
-                        return result;
+                        result.lost = 1;
+                        return (None, result);
                     }
                     client.drain(|text, _| {
                         if text.starts_with(expected.as_bytes()) {
-                            answer = Some(ack_error(text));
+                            let matches = find(text, stamp.as_bytes()).is_some();
+                            answer = Some((ack_error(text), matches));
                         }
                     });
                     if client.flush().await.is_err() || client.is_closed() {
-                        result.lost = true;
-                        return result;
+                        result.lost = 1;
+                        return (None, result);
                     }
                 }
                 () = sleep_until(grace) => {
-                    result.unanswered = true;
-                    return result;
+                    result.unanswered = 1;
+                    return (Some(client), result);
                 }
             }
         }
-        match answer.flatten() {
-            None => result.latency.record(now_ns() - sent_at),
-            Some(error) => {
+        match answer {
+            Some((Some(error), _)) => {
                 result.error_acks += 1;
                 result.first_error.get_or_insert(error);
             }
+            Some((None, false)) => result.mismatched += 1,
+            Some((None, true)) | None => result.latency.record(now_ns() - sent_at),
         }
     }
-    result
+    (Some(client), result)
 }

@@ -46,11 +46,11 @@ pub struct FanoutArgs {
 
 /// What one member saw.
 #[derive(Default)]
-struct MemberResult {
-    received: u64,
-    last_received_ns: u64,
-    latency: Histogram,
-    lost: bool,
+pub struct MemberResult {
+    pub received: u64,
+    pub last_received_ns: u64,
+    pub latency: Histogram,
+    pub lost: bool,
 }
 
 /// What the publisher did.
@@ -82,7 +82,8 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     let endpoint = Arc::new(args.common.endpoint());
 
     let join_started = Instant::now();
-    let (members, join_failures) = connect_members(&args, &endpoint, &room_json).await;
+    let (members, join_failures) =
+        connect_members(&args.common, args.members, &endpoint, &room_json).await;
     if members.is_empty() {
         return Err("no member could connect and join".into());
     }
@@ -100,7 +101,14 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let member_tasks: Vec<_> = members
         .into_iter()
-        .map(|client| tokio::spawn(member_loop(client, stop_rx.clone(), received_total.clone())))
+        .map(|client| {
+            tokio::spawn(member_loop(
+                client,
+                stop_rx.clone(),
+                received_total.clone(),
+                chat_timestamp,
+            ))
+        })
         .collect();
 
     let server_pid = args.common.server_pid;
@@ -279,21 +287,23 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     Ok(losses)
 }
 
-/// Connects the members and has each join the room; returns those that did and the failures.
-async fn connect_members(
-    args: &FanoutArgs,
+/// Connects `count` members and has each join the room (`room_json`, the name as JSON);
+/// returns those that did and the failures.
+pub async fn connect_members(
+    common: &Common,
+    count: usize,
     endpoint: &Arc<Endpoint>,
     room_json: &str,
 ) -> (Vec<Client>, u64) {
-    let slots = Arc::new(Semaphore::new(args.common.concurrency));
-    let connect_timeout = args.common.connect_timeout();
+    let slots = Arc::new(Semaphore::new(common.concurrency));
+    let connect_timeout = common.connect_timeout();
     let join = Arc::new(format!("420[\"join\",{room_json}]"));
-    let mut pending = Vec::with_capacity(args.members);
-    for index in 0..args.members {
+    let mut pending = Vec::with_capacity(count);
+    for index in 0..count {
         let endpoint = endpoint.clone();
         let slots = slots.clone();
         let join = join.clone();
-        let source = args.common.source(index);
+        let source = common.source(index);
         pending.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.ok()?;
             let joining = async {
@@ -321,7 +331,7 @@ async fn connect_members(
             timeout(connect_timeout, joining).await.ok()?
         }));
     }
-    let mut members = Vec::with_capacity(args.members);
+    let mut members = Vec::with_capacity(count);
     let mut failures = 0;
     for task in pending {
         match task.await {
@@ -332,11 +342,13 @@ async fn connect_members(
     (members, failures)
 }
 
-/// Counts `chat` deliveries and their latency until told to stop.
-async fn member_loop(
+/// Counts deliveries (packets `timestamp` finds a send time in) and their latency until told
+/// to stop.
+pub async fn member_loop(
     mut client: Client,
     mut stop: watch::Receiver<bool>,
     received_total: Arc<AtomicU64>,
+    timestamp: fn(&[u8]) -> Option<u64>,
 ) -> MemberResult {
     let mut result = MemberResult::default();
     loop {
@@ -349,7 +361,7 @@ async fn member_loop(
                 let now = now_ns();
                 let mut batch = 0;
                 client.drain(|text, _| {
-                    if let Some(sent) = chat_timestamp(text) {
+                    if let Some(sent) = timestamp(text) {
                         batch += 1;
                         result.latency.record(now.saturating_sub(sent));
                     }

@@ -10,6 +10,12 @@
 //! - `fanout`: members join one room and a publisher sends `chat` to it at a fixed rate or as
 //!   fast as the server acknowledges; delivered messages per second, latency, undelivered.
 //! - `echo`: clients in a closed loop of `echo` acknowledgements; acks per second, latency.
+//! - `webhook`: clients in a closed loop of `work` acknowledgements, which the server has the
+//!   app answer (iorelay through its event webhook); events per second, latency, and what the
+//!   app adds to the server's own `echo`.
+//! - `api-emit`: members join one room, and a few kept-alive HTTP connections emit to it
+//!   through the server API (`POST /api/emit`) in a closed loop; requests per second, delivered
+//!   messages per second, latency, undelivered.
 //!
 //! A scenario that lost anything (undelivered messages, acknowledgements never answered or
 //! answered with an error, connections that failed or broke) says so in red and exits with
@@ -17,13 +23,16 @@
 //!
 //! Traffic only ever goes to loopback addresses, and every scenario ends by itself.
 
+mod api_emit;
 mod client;
 mod connect;
 mod echo;
 mod fanout;
 mod histogram;
+mod http;
 mod losses;
 mod report;
+mod webhook;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
@@ -54,6 +63,10 @@ enum Command {
     Fanout(fanout::FanoutArgs),
     /// Clients in a closed loop of `echo` acknowledgements.
     Echo(echo::EchoArgs),
+    /// Clients in a closed loop of `work` acknowledgements answered by the app.
+    Webhook(webhook::WebhookArgs),
+    /// Members of one room receive `tick` emitted through `POST /api/emit`.
+    ApiEmit(api_emit::ApiEmitArgs),
     /// Waits until the server accepts a Socket.IO client.
     Wait(WaitArgs),
     /// Prints the comparison table of a run's JSON lines.
@@ -154,6 +167,8 @@ fn main() -> ExitCode {
             Command::ConnectWorker(args) => connect::worker(args).await.map(|()| Losses::default()),
             Command::Fanout(args) => fanout::run(args, files).await,
             Command::Echo(args) => echo::run(args, files).await,
+            Command::Webhook(args) => webhook::run(args, files).await,
+            Command::ApiEmit(args) => api_emit::run(args, files).await,
             Command::Wait(args) => wait(args).await.map(|()| Losses::default()),
             Command::Report(_) => unreachable!("handled before the runtime starts"),
         }

@@ -86,6 +86,37 @@ const ECHO: &[Column] = &[
     column("server CPU %", "/server_cpu_pct", Summary::Median, 0),
 ];
 
+const WEBHOOK: &[Column] = &[
+    column("events/s", "/events_per_s", Summary::Median, 0),
+    column("p50 ms", "/latency_ms/p50", Summary::Median, 3),
+    column("p99 ms", "/latency_ms/p99", Summary::Median, 3),
+    column("echo p99 ms", "/echo_latency_ms/p99", Summary::Median, 3),
+    column("added p99 ms", "/added_p99_ms", Summary::Median, 3),
+    column("errors", "/error_acks", Summary::Worst, 0),
+    column("unanswered", "/unanswered", Summary::Worst, 0),
+    column("lost", "/lost_connections", Summary::Worst, 0),
+    column("server CPU %", "/server_cpu_pct", Summary::Median, 0),
+    column("app CPU %", "/app_cpu_pct", Summary::Median, 0),
+    column("load CPU %", "/loadgen_cpu_pct", Summary::Median, 0),
+];
+
+const API_EMIT: &[Column] = &[
+    column("requests/s", "/requests_per_s", Summary::Median, 0),
+    column("delivered msg/s", "/delivered_per_s", Summary::Median, 0),
+    column("p50 ms", "/latency_ms/p50", Summary::Median, 2),
+    column("p99 ms", "/latency_ms/p99", Summary::Median, 2),
+    column("undelivered", "/undelivered", Summary::Worst, 0),
+    column("refused", "/refused", Summary::Worst, 0),
+    column("unanswered", "/unanswered", Summary::Worst, 0),
+    column("server CPU %", "/server_cpu_pct", Summary::Median, 0),
+    column("load CPU %", "/loadgen_cpu_pct", Summary::Median, 0),
+];
+
+/// Scenarios the raw WebSocket reference cannot run: it has no webhook and no server API.
+fn without_raw(scenario: &str) -> bool {
+    matches!(scenario, "webhook" | "api-emit")
+}
+
 /// The results of one case (scenario and parameters), by server, in the order first seen.
 struct Case {
     name: String,
@@ -133,6 +164,8 @@ impl Case {
         match self.scenario.as_str() {
             "connect" => CONNECT,
             "fanout" => FANOUT,
+            "webhook" => WEBHOOK,
+            "api-emit" => API_EMIT,
             _ => ECHO,
         }
     }
@@ -158,6 +191,12 @@ fn case_name(run: &Value) -> Option<(String, String)> {
             number("rate")
         ),
         "echo" => format!("echo {} clients", number("clients")),
+        "webhook" => format!("webhook {} clients", number("clients")),
+        "api-emit" => format!(
+            "api-emit {} members, {} connections",
+            number("members"),
+            number("connections")
+        ),
         _ => return None,
     };
     Some((scenario, name))
@@ -351,8 +390,18 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
                 ("delivered msg/s", "/delivered_per_s", 0),
                 ("p99 ms", "/latency_ms/p99", 2),
             ],
+            "webhook" => &[
+                ("events/s", "/events_per_s", 0),
+                ("p99 ms", "/latency_ms/p99", 3),
+            ],
+            "api-emit" => &[
+                ("requests/s", "/requests_per_s", 0),
+                ("delivered msg/s", "/delivered_per_s", 0),
+                ("p99 ms", "/latency_ms/p99", 2),
+            ],
             _ => &[("acks/s", "/acks_per_s", 0)],
         };
+        let no_raw = without_raw(&case.scenario);
         for &(metric, pointer, decimals) in metrics {
             let subject = case.value(&args.subject, pointer, Summary::Median);
             let node = case.value(&args.node, pointer, Summary::Median);
@@ -362,9 +411,17 @@ pub fn run(args: &ReportArgs) -> Result<(), String> {
                 metric.into(),
                 format_number(subject, decimals),
                 format_number(node, decimals),
-                format_number(raw, decimals),
+                if no_raw {
+                    "n/a".into()
+                } else {
+                    format_number(raw, decimals)
+                },
                 format_ratio(ratio(subject, node)),
-                format_ratio(ratio(subject, raw)),
+                if no_raw {
+                    "n/a".into()
+                } else {
+                    format_ratio(ratio(subject, raw))
+                },
             ]);
         }
     }

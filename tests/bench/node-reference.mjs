@@ -2,6 +2,12 @@
 // namespace (welcome `message`, `message` echo, `echo` acks, `join`, `leave`, `chat`), ticker
 // off, Node socket.io's default options, no logging.
 //
+// For the scenarios of iorelay's webhooks and server API, the app's side lives in this process,
+// as it would in a Node socket.io backend: a `work` handler that acknowledges with its
+// arguments (what iorelay's webhook app answers), and `POST /api/emit` on the same port, a
+// bare `node:http` route doing `io.to(to).emit(event, ...args)` (without the API key iorelay
+// asks for).
+//
 //   node tests/bench/node-reference.mjs [--host 127.0.0.1] [--port 3000] [--path /socket.io/]
 
 import { createServer } from "node:http";
@@ -35,7 +41,38 @@ function reply(ack, value) {
   if (typeof ack === "function") ack(value);
 }
 
-const httpServer = createServer();
+function answer(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+// Requests socket.io does not take (other paths than its own) come here.
+function onRequest(req, res) {
+  if (req.method !== "POST" || req.url !== "/api/emit") return answer(res, 404, { error: "not found" });
+  const chunks = [];
+  req.on("data", (chunk) => chunks.push(chunk));
+  req.on("end", () => {
+    let request;
+    try {
+      request = JSON.parse(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    } catch {
+      return answer(res, 400, { error: "the body is not JSON" });
+    }
+    const { event, args = [], to } = request ?? {};
+    if (typeof event !== "string" || !Array.isArray(args)) {
+      return answer(res, 400, { error: "expected { event, args, to }" });
+    }
+    const target = Array.isArray(to) && to.length > 0 ? io.to(to) : io;
+    target.emit(event, ...args);
+    answer(res, 200, { ok: true });
+  });
+}
+
+const httpServer = createServer(onRequest);
 const io = new Server(httpServer, { path: options.path, serveClient: false });
 
 io.on("connection", (socket) => {
@@ -44,6 +81,12 @@ io.on("connection", (socket) => {
   socket.on("message", (...args) => socket.emit("message", ...args));
 
   socket.on("echo", (...args) => {
+    const ack = args.at(-1);
+    if (typeof ack === "function") ack(...args.slice(0, -1));
+  });
+
+  // The app's handler of the `webhook` scenario, in process.
+  socket.on("work", (...args) => {
     const ack = args.at(-1);
     if (typeof ack === "function") ack(...args.slice(0, -1));
   });

@@ -4,11 +4,15 @@
 # in one run: the servers take turns, each pinned to CPU 0, with the load generator (bench/src/)
 # on CPU 1. Traffic stays on loopback.
 #
-#   bash tests/bench/run.sh --quick   # under a minute once built; CI's smoke test
-#   bash tests/bench/run.sh --full    # about 10 minutes; the tables of docs/performance.md
+#   bash tests/bench/run.sh --quick   # about a minute once built; CI's smoke test
+#   bash tests/bench/run.sh --full    # about 13 minutes; the tables of docs/performance.md
 #
 # iorelay runs with --max-events-per-second 1000000, so that the run measures the server, not
-# its per-socket rate limiter; the run's header prints its whole command line.
+# its per-socket rate limiter; the run's header prints its whole command line. Two scenarios
+# add options of their own: `webhook` starts the app behind iorelay's event webhook
+# (tests/bench/webhook-app.mjs, pinned to the load generator's CPU) and gives iorelay
+# --webhook-url and --webhook-secret; `api-emit` gives it --api-key. Node serves both from its
+# own process; the raw reference has neither webhooks nor an API and sits them out.
 #
 # Prints each measurement's table, then the comparison with ratios, the targets and the losses.
 # Whatever the numbers (machines are noisy), exits 0 when every scenario ran and iorelay lost
@@ -18,13 +22,16 @@
 # keep up with the fixed-rate fan-out.
 #
 # Environment: BENCH_OUT (results directory; default a new one under /tmp), BENCH_PORT (first
-# of three ports; default 39101), BENCH_SERVERS (default "iorelay node raw"),
-# BENCH_IORELAY_ARGS (more iorelay options; one given here replaces the default of the same
-# name), BENCH_SCENARIOS (scenarios separated by ";", run once instead of the mode's, e.g.
-# "echo --clients 10 --duration-s 1").
+# of four ports: iorelay, Node, raw, the webhook app; default 29101), BENCH_SERVERS (default
+# "iorelay node raw"), BENCH_IORELAY_ARGS (more iorelay options; one given here replaces the
+# default of the same name), BENCH_SCENARIOS: either scenario names (connect fanout echo
+# webhook api-emit), which keep the mode's sizes and rounds, e.g. "webhook api-emit"; or
+# scenarios with their options, separated by ";" and run once, e.g.
+# "echo --clients 10 --duration-s 1".
 set -euo pipefail
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+# The comment above, up to the first line that is not one.
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}"; }
 
 mode=quick
 case "${1:---quick}" in
@@ -40,7 +47,15 @@ out="${BENCH_OUT:-$(mktemp -d /tmp/iorelay-bench.XXXXXX)}"
 mkdir -p "$out"
 results="$out/results.jsonl"
 : >"$results"
-base_port="${BENCH_PORT:-39101}"
+# Below Linux's ephemeral ports (32768 and up): iorelay's connections to the webhook app leave
+# 127.0.0.1:<ephemeral port> in TIME_WAIT for a minute when it stops, and one of them on the
+# next server's port would keep that server from listening.
+base_port="${BENCH_PORT:-29101}"
+# The app behind iorelay's webhook listens on the port after the three servers'.
+app_port=$((base_port + 3))
+# Per run, so that nothing depends on a fixed value; they only ever travel on loopback.
+webhook_secret="bench-secret-$RANDOM$RANDOM$RANDOM"
+api_key="bench-key-$RANDOM$RANDOM$RANDOM"
 read -r -a servers <<<"${BENCH_SERVERS:-iorelay node raw}"
 release="${CARGO_TARGET_DIR:-$root/target}/release"
 bench="$release/iorelay-bench"
@@ -88,31 +103,64 @@ fi
 
 started=$SECONDS
 server_pid=""
+app_pid=""
 failed=()
 lost=()
 
-stop_server() {
-  [[ -n "$server_pid" ]] || return 0
-  kill -TERM "$server_pid" 2>/dev/null || true
+# stop_pid PID: TERM, up to 5 s to exit, then KILL.
+stop_pid() {
+  local pid=$1
+  kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 50); do
-    kill -0 "$server_pid" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  kill -KILL "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_server() {
+  if [[ -n "$server_pid" ]]; then
+    stop_pid "$server_pid"
+    server_pid=""
+  fi
+  # The app goes after the server, which sends it the last disconnect webhooks.
+  if [[ -n "$app_pid" ]]; then
+    stop_pid "$app_pid"
+    app_pid=""
+  fi
 }
 trap stop_server EXIT
 
-# start_server NAME PORT: starts a fresh server pinned to the server CPU; sets server_pid.
+# start_app: starts the webhook app pinned to the load CPU; sets app_pid.
+start_app() {
+  "${load_cpu[@]}" node "$root/tests/bench/webhook-app.mjs" --host 127.0.0.1 \
+    --port "$app_port" --path /hook --secret "$webhook_secret" >>"$out/webhook-app.log" 2>&1 &
+  app_pid=$!
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$app_port") 2>/dev/null; then
+      return 0
+    fi
+    kill -0 "$app_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "error: the webhook app did not start; its log: $out/webhook-app.log" >&2
+  tail -n 20 "$out/webhook-app.log" >&2 || true
+  stop_server
+  return 1
+}
+
+# start_server NAME PORT [IORELAY_OPTION...]: starts a fresh server pinned to the server CPU;
+# sets server_pid. The options are iorelay's for this scenario only.
 start_server() {
   local name=$1 port=$2 log="$out/$1.log"
+  shift 2
   case "$name" in
     iorelay)
       # The shipped configuration (full event contract, logs at info) without the ticker and
       # with a rate limit no client of the benchmark reaches.
       NO_COLOR=1 "${server_cpu[@]}" "$release/iorelay" --host 127.0.0.1 \
-        --port "$port" "${iorelay_args[@]}" >>"$log" 2>&1 &
+        --port "$port" "${iorelay_args[@]}" "$@" >>"$log" 2>&1 &
       ;;
     node)
       "${server_cpu[@]}" node "$root/tests/bench/node-reference.mjs" --host 127.0.0.1 \
@@ -142,14 +190,40 @@ measure() {
   shift 2
   local port=$base_port
   case "$name" in node) port=$((base_port + 1)) ;; raw) port=$((base_port + 2)) ;; esac
+  # What this scenario adds to the server's options and to the load generator's.
+  local server_extra=() bench_extra=()
+  case "$name $scenario" in
+    "raw webhook" | "raw api-emit")
+      printf '\n--> %s %s: n/a (the raw reference has no webhooks and no API)\n' "$name" "$scenario"
+      return 0
+      ;;
+    "iorelay webhook")
+      server_extra=(--webhook-url "http://127.0.0.1:$app_port/hook" --webhook-secret "$webhook_secret")
+      ;;
+    "iorelay api-emit")
+      server_extra=(--api-key "$api_key")
+      bench_extra=(--api-key "$api_key")
+      ;;
+  esac
   printf '\n--> %s %s %s\n' "$name" "$scenario" "$*"
-  if ! start_server "$name" "$port"; then
+  if [[ ${#server_extra[@]} -gt 0 ]]; then
+    printf '    iorelay options for this scenario: %s\n' \
+      "$(printf '%s\n' "${server_extra[@]}" | sed "s/$webhook_secret/<secret>/; s/$api_key/<key>/" | tr '\n' ' ')"
+  fi
+  if [[ "$name $scenario" == "iorelay webhook" ]]; then
+    if ! start_app; then
+      failed+=("$name $scenario $*")
+      return 0
+    fi
+    bench_extra=(--app-pid "$app_pid")
+  fi
+  if ! start_server "$name" "$port" "${server_extra[@]}"; then
     failed+=("$name $scenario $*")
     return 0
   fi
   local status=0
   timeout "$case_timeout" "${load_cpu[@]}" "$bench" "$scenario" --label "$name" \
-    --target "127.0.0.1:$port" --server-pid "$server_pid" "$@" >>"$results" || status=$?
+    --target "127.0.0.1:$port" --server-pid "$server_pid" "${bench_extra[@]}" "$@" >>"$results" || status=$?
   case $status in
     0) ;;
     3) lost+=("$name $scenario $*") ;; # ran, and printed what it lost
@@ -179,32 +253,62 @@ printf '\nmode: %s; servers: %s\n' "$mode" "${servers[*]}"
 printf 'iorelay: %s --host 127.0.0.1 --port PORT %s\n' "$release/iorelay" "${iorelay_args[*]}"
 printf 'results: %s\n' "$out"
 
-if [[ -n "${BENCH_SCENARIOS:-}" ]]; then
-  case_timeout=120
-  IFS=';' read -r -a chosen <<<"$BENCH_SCENARIOS"
-  step "the scenarios of BENCH_SCENARIOS, one round"
-  run_rounds 1 "${chosen[@]}"
-elif [[ $mode == quick ]]; then
-  case_timeout=60
-  step "quick mode: one round, small sizes"
-  run_rounds 1 \
-    "connect --clients 2000 --procs 2 --hold-s 1 --settle-ms 500" \
-    "fanout --members 1000 --window 64 --duration-s 2 --drain-s 5" \
-    "fanout --members 1000 --rate 1000 --duration-s 2 --drain-s 5" \
-    "echo --clients 100 --duration-s 2"
+# Each mode's cases; the first word of each is its scenario's name.
+quick_cases=(
+  "connect --clients 2000 --procs 2 --hold-s 1 --settle-ms 500"
+  "fanout --members 1000 --window 64 --duration-s 2 --drain-s 5"
+  "fanout --members 1000 --rate 1000 --duration-s 2 --drain-s 5"
+  "echo --clients 100 --duration-s 2"
+  "webhook --clients 50 --baseline-s 1 --duration-s 2"
+  "api-emit --members 1000 --connections 8 --duration-s 2 --drain-s 5"
+)
+full_cases=(
+  "connect --clients 10000 --hold-s 3 --settle-ms 2000"
+  "fanout --members 1000 --window 64 --duration-s 10 --drain-s 10"
+  "fanout --members 1000 --rate 1000 --duration-s 10 --drain-s 10"
+  "echo --clients 100 --duration-s 10"
+  "webhook --clients 50 --baseline-s 5 --duration-s 10"
+  "api-emit --members 1000 --connections 8 --duration-s 10 --drain-s 10"
+)
+scenario_names=" connect fanout echo webhook api-emit "
+if [[ $mode == quick ]]; then
+  cases=("${quick_cases[@]}") rounds=1 case_timeout=60
 else
-  case_timeout=300
-  step "full mode: three rounds"
-  run_rounds 3 \
-    "connect --clients 10000 --hold-s 3 --settle-ms 2000" \
-    "fanout --members 1000 --window 64 --duration-s 10 --drain-s 10" \
-    "fanout --members 1000 --rate 1000 --duration-s 10 --drain-s 10" \
-    "echo --clients 100 --duration-s 10"
-  if [[ " ${servers[*]} " == *" iorelay "* ]]; then
-    step "iorelay holding 19 000 clients for 60 s"
-    case_timeout=240
-    measure iorelay connect --clients 19000 --procs 2 --hold-s 60 --settle-ms 5000
+  cases=("${full_cases[@]}") rounds=3 case_timeout=300
+fi
+soak=$([[ $mode == full ]] && echo yes || echo no)
+
+# BENCH_SCENARIOS: names keep the mode's cases of those scenarios; anything else is a list of
+# scenarios with their options, run once.
+if [[ -n "${BENCH_SCENARIOS:-}" ]]; then
+  read -r -a words <<<"$BENCH_SCENARIOS"
+  by_name=yes
+  for word in "${words[@]}"; do
+    [[ $scenario_names == *" $word "* ]] || by_name=no
+  done
+  if [[ $by_name == yes ]]; then
+    chosen=()
+    for case_args in "${cases[@]}"; do
+      [[ " ${words[*]} " == *" ${case_args%% *} "* ]] && chosen+=("$case_args")
+    done
+    cases=("${chosen[@]}")
+    [[ " ${words[*]} " == *" connect "* ]] || soak=no
+    step "$mode mode, the scenarios ${words[*]}: $rounds round(s)"
+  else
+    IFS=';' read -r -a cases <<<"$BENCH_SCENARIOS"
+    rounds=1 case_timeout=120 soak=no
+    step "the scenarios of BENCH_SCENARIOS, one round"
   fi
+elif [[ $mode == quick ]]; then
+  step "quick mode: one round, small sizes"
+else
+  step "full mode: three rounds"
+fi
+run_rounds "$rounds" "${cases[@]}"
+if [[ $soak == yes && " ${servers[*]} " == *" iorelay "* ]]; then
+  step "iorelay holding 19 000 clients for 60 s"
+  case_timeout=240
+  measure iorelay connect --clients 19000 --procs 2 --hold-s 60 --settle-ms 5000
 fi
 
 step "results ($out), $((SECONDS - started)) s of measurement"
