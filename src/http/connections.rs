@@ -19,7 +19,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use serde::Serialize;
 
-use super::deadlines::ConnectionClock;
 use crate::config::ProxyNetwork;
 
 /// Why a connection was turned away or closed early.
@@ -42,6 +41,15 @@ pub enum Expiry {
     Idle,
     /// Closed before sending a request head, to make room for a new connection.
     Evicted,
+}
+
+/// A connection the budget may close to make room for a new one: one that has not sent a
+/// complete request head yet.
+pub trait Evictable: Send + Sync {
+    /// Whether it still has not sent a complete request head (nor been closed for it).
+    fn is_unproven(&self) -> bool;
+    /// Closes it if it is still unproven; whether it did.
+    fn evict(&self) -> bool;
 }
 
 /// Descriptors kept out of the connection budget: at least this many, or 1/32 of the limit.
@@ -203,7 +211,7 @@ pub struct ConnectionGate {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Connections that have not sent a complete request head yet, oldest first; entries of
     /// connections that have since sent one, or closed, are dropped as they reach the front.
-    unproven: Mutex<VecDeque<Weak<ConnectionClock>>>,
+    unproven: Mutex<VecDeque<Weak<dyn Evictable>>>,
     counters: Counters,
 }
 
@@ -236,10 +244,10 @@ impl ConnectionGate {
     ///
     /// A proxy's own connections are not limited per address: the clients behind it are, per
     /// request, by [`ConnectionGate::admit_forwarded`].
-    pub fn admit(
+    pub fn admit<C: Evictable + 'static>(
         self: &Arc<Self>,
         peer: IpAddr,
-        clock: &Arc<ConnectionClock>,
+        clock: &Arc<C>,
     ) -> Result<Ticket, Refusal> {
         let address = if self.is_trusted_proxy(peer) {
             None
@@ -257,7 +265,8 @@ impl ConnectionGate {
             drop(unproven);
             return Err(Refusal::Budget);
         }
-        unproven.push_back(Arc::downgrade(clock));
+        let clock: Weak<C> = Arc::downgrade(clock);
+        unproven.push_back(clock);
         Ok(ticket)
     }
 
@@ -344,7 +353,7 @@ impl ConnectionGate {
     }
 
     /// Closes the oldest connection still without a request head; false when there is none.
-    fn evict_oldest_unproven(unproven: &mut VecDeque<Weak<ConnectionClock>>) -> bool {
+    fn evict_oldest_unproven(unproven: &mut VecDeque<Weak<dyn Evictable>>) -> bool {
         while let Some(oldest) = unproven.pop_front() {
             if let Some(clock) = oldest.upgrade()
                 && clock.evict()
@@ -355,7 +364,7 @@ impl ConnectionGate {
         false
     }
 
-    fn lock_unproven(&self) -> MutexGuard<'_, VecDeque<Weak<ConnectionClock>>> {
+    fn lock_unproven(&self) -> MutexGuard<'_, VecDeque<Weak<dyn Evictable>>> {
         let mut unproven = self.unproven.lock().unwrap_or_else(PoisonError::into_inner);
         // Drop the entries that no longer matter from the front, so the queue stays about as
         // long as the connections accepted within one header timeout.
@@ -435,7 +444,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::http::deadlines::Deadlines;
+    use crate::http::deadlines::{ConnectionClock, Deadlines};
 
     fn clock() -> Arc<ConnectionClock> {
         let deadlines = Deadlines {

@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use super::connections::{AddressSlot, Expiry, Ticket};
+use super::connections::{AddressSlot, Evictable, Expiry, Ticket};
 
 /// The two timeouts every HTTP connection is held to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +71,16 @@ pub struct ConnectionClock {
     /// The forwarded client's slot of an upgraded connection, given back when it closes.
     upgraded_slot: Mutex<Option<AddressSlot>>,
     changed: Notify,
+}
+
+impl Evictable for ConnectionClock {
+    fn is_unproven(&self) -> bool {
+        ConnectionClock::is_unproven(self)
+    }
+
+    fn evict(&self) -> bool {
+        ConnectionClock::evict(self)
+    }
 }
 
 impl ConnectionClock {
