@@ -35,7 +35,7 @@ fn view(relay: &Relay, id: &Sid, client: &ClientState) -> SocketView {
         data: client.data(),
         user: client.user_id(),
         transport: "plain-websocket",
-        handshake: client.handshake.clone(),
+        handshake: client.handshake(),
     }
 }
 

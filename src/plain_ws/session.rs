@@ -64,10 +64,17 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
     let (sink, mut stream) = socket.split();
     let (control, control_queue) = mpsc::channel(CONTROL_QUEUE);
     let writer = tokio::spawn(write_frames(sink, control_queue, registration.outbox));
+    let app = endpoint.relay.id_rooms;
     let mut session = Session {
         id,
         endpoint,
-        client: ClientState::new(Transport::PlainWebSocket, None, user, handshake),
+        client: ClientState::new(
+            Transport::PlainWebSocket,
+            None,
+            user,
+            handshake,
+            app,
+        ),
         sender: registration.sender,
         control,
     };

@@ -37,55 +37,95 @@ pub struct ClientState {
     pub seat: Seat,
     /// Its events' order.
     pub turn: Arc<Turnstile>,
-    /// What it sent when it connected.
-    pub handshake: Handshake,
+    /// Its address, for the log lines.
+    pub address: Box<str>,
     budget: Mutex<EventBudget>,
+    /// What only an app (a webhook or the server API) reads; `None` without one, so that an
+    /// idle client costs no more than the log lines need.
+    app: Option<Box<AppSide>>,
+}
+
+/// The part of a client's state the app sees and sets.
+#[derive(Debug)]
+struct AppSide {
+    /// What the client sent when it connected.
+    handshake: Handshake,
     /// `socket.data`, as the app's webhook answers set it.
     data: Mutex<Map<String, Json>>,
     /// The part of a connect answer that can only apply once the client knows it is
     /// connected (its emits, a disconnect).
-    after_connect: Mutex<Option<Box<Answer>>>,
+    after_connect: Mutex<Option<Answer>>,
 }
 
 impl ClientState {
     /// The state of a client that has just been admitted.
+    ///
+    /// With `app` off (neither a webhook nor the server API), only the handshake's address is
+    /// kept.
     pub fn new(
         transport: Transport,
         namespace: Option<&'static Namespace>,
         user: Option<UserId>,
         handshake: Handshake,
+        app: bool,
     ) -> Self {
+        let address = handshake.address.as_str().into();
         ClientState {
             user,
             transport,
             namespace,
             seat: Seat::default(),
             turn: Arc::default(),
-            handshake,
+            address,
             budget: Mutex::new(EventBudget::new(Instant::now())),
-            data: Mutex::default(),
-            after_connect: Mutex::default(),
+            app: app.then(|| {
+                Box::new(AppSide {
+                    handshake,
+                    data: Mutex::default(),
+                    after_connect: Mutex::default(),
+                })
+            }),
+        }
+    }
+
+    /// What the client sent when it connected, as the app sees it.
+    pub fn handshake(&self) -> Handshake {
+        match &self.app {
+            Some(app) => app.handshake.clone(),
+            None => Handshake {
+                address: self.address.to_string(),
+                ..Handshake::default()
+            },
         }
     }
 
     /// `socket.data` now.
     pub fn data(&self) -> Map<String, Json> {
-        lock(&self.data).clone()
+        self.app
+            .as_ref()
+            .map(|app| lock(&app.data).clone())
+            .unwrap_or_default()
     }
 
     /// Shallow-merges `update` into `socket.data`: its top-level keys replace the old ones.
     pub fn merge_data(&self, update: Map<String, Json>) {
-        lock(&self.data).extend(update);
+        if let Some(app) = &self.app {
+            lock(&app.data).extend(update);
+        }
     }
 
     /// Keeps the rest of a connect answer for when the client is connected.
     pub fn defer(&self, answer: Answer) {
-        *lock(&self.after_connect) = Some(Box::new(answer));
+        if let Some(app) = &self.app {
+            *lock(&app.after_connect) = Some(answer);
+        }
     }
 
     /// The rest of the connect answer, once.
     pub fn take_deferred(&self) -> Option<Answer> {
-        lock(&self.after_connect).take().map(|answer| *answer)
+        self.app
+            .as_ref()
+            .and_then(|app| lock(&app.after_connect).take())
     }
 
     /// The user id as chat messages carry it.
@@ -127,6 +167,6 @@ pub fn socket_view<A: Adapter>(socket: &SocketRef<A>, client: &ClientState) -> S
             TransportType::Polling => "polling",
             TransportType::Websocket => "websocket",
         },
-        handshake: client.handshake.clone(),
+        handshake: client.handshake(),
     }
 }

@@ -40,6 +40,7 @@ pub async fn admit<A: Adapter>(
         namespace,
         user,
         handshake,
+        relay.id_rooms,
     ));
     forward::admit(&socket, &relay, &client)
         .await
@@ -85,7 +86,7 @@ pub async fn on_connect<A: Adapter>(
         return;
     };
     relay.socket_connected(&client);
-    connection_log::connected(&socket, &client.handshake.address);
+    connection_log::connected(&socket, &client.address);
     if client.namespace.is_some_and(|ns| ns.welcome) {
         let welcome = Welcome {
             text: "Welcome to iorelay",
@@ -108,7 +109,7 @@ async fn on_disconnect<A: Adapter>(
         return;
     };
     relay.socket_disconnected(&client);
-    connection_log::disconnected(&socket, &client.handshake.address, reason);
+    connection_log::disconnected(&socket, &client.address, reason);
     forward::disconnected(&socket, &io, &relay, &client, reason);
     if client.namespace.is_some_and(|ns| ns.presence) {
         let own_room = socket.id.as_str();
