@@ -20,7 +20,7 @@ use crate::fanout::{connect_members, member_loop};
 use crate::histogram::{Histogram, ms};
 use crate::http::HttpConnection;
 use crate::losses::Losses;
-use crate::{Common, cpu_percent, cpu_ticks, emit, now_ns, percent};
+use crate::{Common, cpu_line, cpu_percent, cpu_ticks, emit, now_ns};
 
 #[derive(Args, Debug)]
 pub struct ApiEmitArgs {
@@ -289,24 +289,8 @@ pub async fn run(args: ApiEmitArgs, files: u64) -> Result<Losses, String> {
                     args.drain_s
                 ),
             ),
-            (
-                "delivery p50 / p90 / p99 / max",
-                format!(
-                    "{:.2} / {:.2} / {:.2} / {:.2} ms",
-                    ms(latency.quantile(0.5)),
-                    ms(latency.quantile(0.9)),
-                    ms(latency.quantile(0.99)),
-                    ms(latency.max())
-                ),
-            ),
-            (
-                "CPU while sending",
-                format!(
-                    "server {}, load generator {}",
-                    percent(server_cpu),
-                    percent(own_cpu)
-                ),
-            ),
+            ("delivery p50 / p90 / p99 / max", latency.spread_ms()),
+            ("CPU while sending", cpu_line(server_cpu, own_cpu)),
             ("lost connections", format!("{lost_members} members")),
         ],
         &losses,

@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::client::{Client, find};
 use crate::histogram::{Histogram, ms};
 use crate::losses::{Losses, ack_error};
-use crate::{Common, cpu_percent, cpu_ticks, emit, now_ns, percent};
+use crate::{Common, cpu_line, cpu_percent, cpu_ticks, emit, now_ns};
 
 #[derive(Args, Debug)]
 pub struct EchoArgs {
@@ -154,14 +154,7 @@ pub async fn run(args: EchoArgs, files: u64) -> Result<Losses, String> {
                     ms(latency.max())
                 ),
             ),
-            (
-                "CPU",
-                format!(
-                    "server {}, load generator {}",
-                    percent(server_cpu),
-                    percent(own_cpu)
-                ),
-            ),
+            ("CPU", cpu_line(server_cpu, own_cpu)),
             ("lost connections", lost.to_string()),
         ],
         &losses,

@@ -16,9 +16,9 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::client::{Client, Endpoint, Outbox, find};
-use crate::histogram::{Histogram, ms};
+use crate::histogram::Histogram;
 use crate::losses::{Losses, ack_error};
-use crate::{Common, cpu_percent, cpu_ticks, emit, now_ns, percent};
+use crate::{Common, cpu_line, cpu_percent, cpu_ticks, emit, now_ns};
 
 #[derive(Args, Debug)]
 pub struct FanoutArgs {
@@ -253,24 +253,8 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
                     args.drain_s
                 ),
             ),
-            (
-                "latency p50 / p90 / p99 / max",
-                format!(
-                    "{:.2} / {:.2} / {:.2} / {:.2} ms",
-                    ms(latency.quantile(0.5)),
-                    ms(latency.quantile(0.9)),
-                    ms(latency.quantile(0.99)),
-                    ms(latency.max())
-                ),
-            ),
-            (
-                "CPU while publishing",
-                format!(
-                    "server {}, load generator {}",
-                    percent(server_cpu),
-                    percent(own_cpu)
-                ),
-            ),
+            ("latency p50 / p90 / p99 / max", latency.spread_ms()),
+            ("CPU while publishing", cpu_line(server_cpu, own_cpu)),
             (
                 "lost connections",
                 format!(

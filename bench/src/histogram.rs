@@ -138,6 +138,19 @@ impl Histogram {
     }
 }
 
+impl Histogram {
+    /// "p50 / p90 / p99 / max ms" for the tables.
+    pub fn spread_ms(&self) -> String {
+        format!(
+            "{:.2} / {:.2} / {:.2} / {:.2} ms",
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.9)),
+            ms(self.quantile(0.99)),
+            ms(self.max())
+        )
+    }
+}
+
 /// Nanoseconds as milliseconds rounded to the microsecond.
 pub fn ms(nanos: u64) -> f64 {
     (nanos as f64 / 1_000.0).round() / 1_000.0

@@ -283,6 +283,15 @@ pub fn percent(value: Option<f64>) -> String {
     value.map_or("unknown".into(), |value| format!("{value:.0} %"))
 }
 
+/// The server's and the load generator's CPU shares for tables.
+pub fn cpu_line(server: Option<f64>, own: Option<f64>) -> String {
+    format!(
+        "server {}, load generator {}",
+        percent(server),
+        percent(own)
+    )
+}
+
 /// Prints a scenario's JSON line on stdout, and its table and what it lost on stderr.
 pub fn emit(result: &serde_json::Value, table: &[(&str, String)], losses: &Losses) {
     println!("{result}");
