@@ -58,6 +58,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
             supports_binary,
         );
         let socket = Arc::new(socket);
+        socket.count_as_open();
         self.sockets
             .write()
             .unwrap()
@@ -92,6 +93,7 @@ impl<H: EngineIoHandler> EngineIo<H> {
         // transports (the ws `forward_to_socket` task and pending polling requests) will release
         // the `internal_rx` lock as soon as they observe the cancellation.
         socket.cancellation_token.cancel();
+        socket.count_as_closed();
 
         let handler = self.handler.clone();
         tokio::spawn(async move {

@@ -18,6 +18,7 @@ pub mod handler;
 pub mod layer;
 pub mod service;
 pub mod socket;
+pub mod traffic;
 
 /// Socket id type and generator
 pub mod sid {

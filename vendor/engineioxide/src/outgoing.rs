@@ -59,6 +59,15 @@ impl Outgoing {
     }
 
     /// The packets of this entry, for a transport that encodes them itself.
+    /// Engine.IO packets in this entry; the websocket layer's own frames are none.
+    pub(crate) fn packet_count(&self) -> u64 {
+        match self {
+            Outgoing::Message(_) => 1,
+            Outgoing::Packets(packets) => packets.len() as u64,
+            Outgoing::Raw(_) => 0,
+        }
+    }
+
     pub(crate) fn into_packets(self) -> PacketBuf {
         match self {
             Outgoing::Message(msg) => smallvec![Packet::Message(msg)],

@@ -109,7 +109,10 @@ impl PacketQueue {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
                 (taken < self.capacity).then_some(taken + 1)
             })
-            .map_err(|_| TrySendError::Full(()))?;
+            .map_err(|_| {
+                crate::traffic::queue_full();
+                TrySendError::Full(())
+            })?;
         Ok(QueuePermit { queue: self })
     }
 

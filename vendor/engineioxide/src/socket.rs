@@ -75,6 +75,7 @@ use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
 use crate::{
     outgoing::Outgoing,
     queue::{PacketQueue, QueuePermit},
+    traffic,
 };
 
 pub use engineioxide_core::Sid;
@@ -225,6 +226,11 @@ where
 
     /// If the client supports binary packets (via polling XHR2)
     pub(crate) supports_binary: bool,
+
+    /// The transport this session is counted under among the open sessions
+    /// ([`crate::traffic::sessions`]), or `NOT_COUNTED`: one atomic, so that an upgrade and a
+    /// close racing each other move and remove the count exactly once.
+    counted_as: AtomicU8,
 }
 
 impl<D> Socket<D>
@@ -256,6 +262,8 @@ where
             req_parts,
 
             supports_binary,
+
+            counted_as: AtomicU8::new(traffic::NOT_COUNTED),
         }
     }
 
@@ -414,6 +422,40 @@ where
         self.upgrading.store(false, Ordering::Relaxed);
         self.transport
             .store(TransportType::Websocket as u8, Ordering::Relaxed);
+        let polling = TransportType::Polling as u8;
+        let websocket = TransportType::Websocket as u8;
+        if self
+            .counted_as
+            .compare_exchange(polling, websocket, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            traffic::session_moved(TransportType::Polling, TransportType::Websocket);
+        }
+    }
+
+    /// Counts the session among the open ones, under its transport.
+    pub(crate) fn count_as_open(&self) {
+        let transport = self.transport_type();
+        if self
+            .counted_as
+            .compare_exchange(
+                traffic::NOT_COUNTED,
+                transport as u8,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+        {
+            traffic::session_opened(transport);
+        }
+    }
+
+    /// Removes the session from the open ones, once.
+    pub(crate) fn count_as_closed(&self) {
+        traffic::session_closed(
+            self.counted_as
+                .swap(traffic::NOT_COUNTED, Ordering::Relaxed),
+        );
     }
 
     /// Returns the current [`TransportType`] of the [`Socket`]
@@ -622,6 +664,8 @@ where
             req_parts: http::Request::<()>::default().into_parts().0,
 
             supports_binary: true,
+
+            counted_as: AtomicU8::new(traffic::NOT_COUNTED),
         };
         let sock = Arc::new(sock);
 

@@ -12,8 +12,14 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
-    DisconnectReason, body::ResponseBody, engine::EngineIo, errors::Error,
-    handler::EngineIoHandler, outgoing::Outgoing, transport::make_open_packet,
+    DisconnectReason,
+    body::ResponseBody,
+    engine::EngineIo,
+    errors::Error,
+    handler::EngineIoHandler,
+    outgoing::Outgoing,
+    traffic::{self, Direction},
+    transport::make_open_packet,
 };
 
 /// Create a response for http request
@@ -116,14 +122,18 @@ where
     tracing::debug!(%sid, %protocol, supports_binary = socket.supports_binary, "polling request");
 
     let max_payload = engine.config.max_payload;
+    let mut packets = 0;
     let payload = {
         // Prepend the packet peeked during the previous
         // polling request so it is encoded first, ahead of the newly received packets.
+        // A packet is counted as it leaves the queue; one peeked back is not counted twice.
         let rx_stream = stream::iter(rx.peeked_packet.take()).chain(stream::poll_fn(|cx| {
-            socket
-                .queue
-                .poll_recv(cx)
-                .map(|outgoing| outgoing.map(Outgoing::into_packets))
+            socket.queue.poll_recv(cx).map(|outgoing| {
+                outgoing.map(|outgoing: Outgoing| {
+                    packets += outgoing.packet_count();
+                    outgoing.into_packets()
+                })
+            })
         }));
 
         // Stop waiting for the next packet as soon as the session is closed. The combinator is biased
@@ -147,6 +157,12 @@ where
     // set back the peeked packet so it can be read again
     // on the next polling request
     rx.peeked_packet = peeked;
+    traffic::record(
+        TransportType::Polling,
+        Direction::Out,
+        packets,
+        data.len() as u64,
+    );
 
     #[cfg(feature = "tracing")]
     tracing::trace!(%sid, %protocol, supports_binary = socket.supports_binary, "sending data: {:?}", data);
@@ -176,11 +192,18 @@ where
     }
 
     let (parts, body) = req.into_parts();
+    // Clients send the body's length; a chunked body counts what it promises at least.
+    let size = body.size_hint();
+    let bytes = size.exact().unwrap_or(size.lower());
+    traffic::record(TransportType::Polling, Direction::In, 0, bytes);
     let content_type = parts.headers.get(CONTENT_TYPE);
     let packets = payload::decoder(body, content_type, protocol, engine.config.max_payload);
     futures_util::pin_mut!(packets);
 
     while let Some(packet) = packets.next().await {
+        if packet.is_ok() {
+            traffic::record(TransportType::Polling, Direction::In, 1, 0);
+        }
         match packet {
             Ok(Packet::Close) => {
                 #[cfg(feature = "tracing")]

@@ -28,8 +28,15 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, Str, TransportType};
 
 use crate::{
-    DisconnectReason, Socket, body::ResponseBody, config::EngineIoConfig, engine::EngineIo,
-    errors::Error, handler::EngineIoHandler, outgoing::Outgoing, transport::make_open_packet,
+    DisconnectReason, Socket,
+    body::ResponseBody,
+    config::EngineIoConfig,
+    engine::EngineIo,
+    errors::Error,
+    handler::EngineIoHandler,
+    outgoing::Outgoing,
+    traffic::{self, Direction},
+    transport::make_open_packet,
 };
 
 /// Create a response for websocket upgrade
@@ -346,6 +353,9 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     while let Some(msg) = ws.try_next().await? {
+        if let Message::Text(_) | Message::Binary(_) = &msg {
+            traffic::record(TransportType::Websocket, Direction::In, 1, msg.len() as u64);
+        }
         match msg {
             Message::Text(msg) => match Packet::parse(socket.protocol, ws_bytes_to_str(msg))? {
                 Packet::Close => {
@@ -430,7 +440,9 @@ where
         .await
     {
         batch.reserve(next_batch);
+        let mut packets = 0;
         let mut append = |outgoing: Outgoing| {
+            packets += outgoing.packet_count();
             // tungstenite's reply to the client's close frame ends the websocket.
             close_written |=
                 matches!(&outgoing, Outgoing::Raw(bytes) if bytes.first() == Some(&CLOSE_FRAME[0]));
@@ -440,6 +452,12 @@ where
         if append(first) {
             socket.queue.try_recv_many(append);
         }
+        traffic::record(
+            TransportType::Websocket,
+            Direction::Out,
+            packets,
+            batch.len() as u64,
+        );
         if let Err(_e) = write_all(&mut write, &batch).await {
             #[cfg(feature = "tracing")]
             tracing::debug!("[sid={}] error sending packets: {}", socket.id, _e);
