@@ -347,6 +347,7 @@ pub mod operators;
 pub mod service;
 pub mod socket;
 
+pub use broadcast_observer::observe_broadcasts;
 pub use engineioxide::TransportType;
 pub use errors::{
     AckError, AdapterError, BroadcastError, EmitWithAckError, NsInsertError, ParserError,
@@ -354,6 +355,7 @@ pub use errors::{
 };
 pub use io::{ParserConfig, SocketIo, SocketIoBuilder, SocketIoConfig};
 
+mod broadcast_observer;
 mod client;
 mod errors;
 mod io;

@@ -308,6 +308,7 @@ impl<A: Adapter> InnerEmitter for Namespace<A> {
         let sockets = self.sockets.read().unwrap();
         // Looked up first: with no send in between, the lookups' memory loads overlap.
         let members: Vec<&Arc<Socket<A>>> = sids.filter_map(|sid| sockets.get(&sid)).collect();
+        crate::broadcast_observer::broadcast(members.len());
         let mut errs = Vec::new();
         for (i, socket) in members.iter().enumerate() {
             // Each send waits on its member's memory (the socket, its queue, the queue's next
@@ -331,8 +332,12 @@ impl<A: Adapter> InnerEmitter for Namespace<A> {
 
     fn send_many_volatile(&self, sids: BroadcastIter<'_>, data: Value) {
         let sockets = self.sockets.read().unwrap();
-        sids.filter_map(|sid| sockets.get(&sid))
-            .for_each(|socket| socket.send_raw_volatile(data.clone()));
+        let mut recipients = 0;
+        sids.filter_map(|sid| sockets.get(&sid)).for_each(|socket| {
+            recipients += 1;
+            socket.send_raw_volatile(data.clone());
+        });
+        crate::broadcast_observer::broadcast(recipients);
     }
 
     fn send_many_with_ack(
@@ -343,7 +348,9 @@ impl<A: Adapter> InnerEmitter for Namespace<A> {
     ) -> (AckInnerStream, u32) {
         let sockets_map = self.sockets.read().unwrap();
         let sockets = sids.filter_map(|sid| sockets_map.get(&sid));
-        AckInnerStream::broadcast(packet, sockets, timeout)
+        let (stream, recipients) = AckInnerStream::broadcast(packet, sockets, timeout);
+        crate::broadcast_observer::broadcast(recipients as usize);
+        (stream, recipients)
     }
 
     fn disconnect_many(&self, sids: Vec<Sid>) -> Result<(), Vec<SocketError>> {
