@@ -19,7 +19,7 @@ use crate::api;
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::guard::{self, RealtimeGuard};
-use crate::http::{health, request_head, static_files};
+use crate::http::{health, metrics, request_head, static_files};
 use crate::plain_ws::{self, PlainEndpoint};
 use crate::relay::Relay;
 use crate::relay::webhook::WebhookSetupError;
@@ -47,6 +47,7 @@ pub fn router<A: Adapter>(
             config.tick_interval(),
         ))
         .merge(api::router(config, io.clone(), relay.clone()))
+        .merge(metrics_on_public_port(config, io, relay))
         .merge(static_files::client_bundle_router(
             &config.static_dir,
             &config.path,
@@ -68,6 +69,24 @@ pub fn router<A: Adapter>(
     }
     let guard = RealtimeGuard::new(config.clone(), realtime_paths, relay.clone());
     router.layer(middleware::from_fn_with_state(guard, guard::check))
+}
+
+/// `/metrics` on the public port unless `--no-metrics` or `--metrics-listen` moves it away.
+fn metrics_on_public_port<A: Adapter>(
+    config: &Config,
+    io: &SocketIo<A>,
+    relay: &Arc<Relay>,
+) -> Router {
+    if config.no_metrics || config.metrics_listen.is_some() {
+        // Said plainly rather than left to the page's fallback.
+        return Router::new().route(
+            metrics::PATH,
+            axum::routing::any(|| async {
+                (http::StatusCode::NOT_FOUND, "no metrics on this port")
+            }),
+        );
+    }
+    metrics::router(config, io.clone(), relay.clone())
 }
 
 /// The router of a single node on the in-memory adapter, with its namespaces registered.

@@ -1,6 +1,6 @@
 //! Command-line and environment configuration, with Node socket.io's defaults.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -221,6 +221,19 @@ pub struct Config {
     #[arg(long, env = "IORELAY_API_KEY", hide_env_values = true)]
     pub api_key: Option<Secret>,
 
+    /// Serve no `GET /metrics` (the counters still run: the Admin UI reads them).
+    #[arg(long, env = "IORELAY_NO_METRICS", conflicts_with = "metrics_listen")]
+    pub no_metrics: bool,
+
+    /// Serve `GET /metrics` on its own listener at this address (e.g. `127.0.0.1:9091`)
+    /// instead of the public port.
+    #[arg(long, env = "IORELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Bearer token `GET /metrics` requires (`Authorization: Bearer <token>`); 401 without.
+    #[arg(long, env = "IORELAY_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+
     /// A preset that overrides the options above for a purpose.
     #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
     pub profile: Profile,
@@ -379,7 +392,7 @@ pub enum ConfigError {
     /// A `--namespace` that is not a path, or is one of the built-in namespaces.
     #[error("invalid value '{0}' for '--namespace': {1}")]
     Namespace(String, &'static str),
-    /// An empty `--api-key` or `--webhook-secret`.
+    /// An empty `--api-key`, `--webhook-secret` or `--metrics-token`.
     #[error("'--{0}' must not be empty")]
     EmptySecret(&'static str),
     /// `--cors-credentials` together with the `*` origin.
@@ -470,6 +483,13 @@ impl Config {
         }
         self.check_plain_websocket()?;
         self.check_app_integration()?;
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|token| token.expose().is_empty())
+        {
+            return Err(ConfigError::EmptySecret("metrics-token"));
+        }
         self.transports.dedup();
         if self.transports.is_empty() {
             return Err(ConfigError::NoTransport);

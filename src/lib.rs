@@ -14,6 +14,7 @@
 //! - both hand their work to the [`relay`] core: authentication, admission, the rate budget,
 //!   room names and messages, and the `Relay` service that delivers to local Socket.IO members,
 //!   local plain members and other nodes;
+//! - [`metrics`] counts all of it for `GET /metrics` and the Admin UI, below the relay;
 //! - [`adapter`] shares rooms: in memory on one node, or over Redis pub/sub between nodes;
 //! - [`server`] connects Redis, starts the ticker and the heap trimmer, serves and shuts down;
 //!   [`runtime`] sizes the async runtime all of the above run on.
@@ -25,6 +26,7 @@ pub mod config;
 pub(crate) mod engine_echo;
 pub(crate) mod heap;
 pub(crate) mod http;
+pub mod metrics;
 pub(crate) mod plain_ws;
 pub mod relay;
 pub mod runtime;

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::heap;
 use crate::http::connections::{ConnectionGate, DescriptorBudget};
 use crate::http::deadlines::Deadlines;
+use crate::http::metrics as http_metrics;
 use crate::http::serve::{self as http_serve, Server};
 use crate::relay::webhook::WebhookSetupError;
 use crate::relay::{Relay, bridge};
@@ -33,6 +34,8 @@ pub struct App {
     pub router: Router,
     /// The node's sockets, whatever adapter shares their rooms.
     pub node: Box<dyn RelayNode>,
+    /// `/metrics` for its own listener, with `--metrics-listen`.
+    pub metrics: Option<Router>,
 }
 
 /// What serving needs from the Socket.IO side, independent of the adapter type.
@@ -101,6 +104,7 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
             let router = router(&config, &relay, (service, &io), None);
             App {
                 router,
+                metrics: own_metrics_router(&config, &io, &relay),
                 node: Box::new(Node { io, relay }),
             }
         }
@@ -124,6 +128,7 @@ async fn build_shared<D: Driver>(
     status: RedisStatus,
 ) -> App {
     bridge::connect_nodes(&relay.plain, link.clone()).await;
+    relay.metrics.watch_redis(Box::new(status.clone()));
     let (service, io) = socket_io_builder(&config)
         .with_state(relay.clone())
         .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(link))
@@ -138,8 +143,20 @@ async fn build_shared<D: Driver>(
     }
     App {
         router,
+        metrics: own_metrics_router(&config, &io, &relay),
         node: Box::new(Node { io, relay }),
     }
+}
+
+/// The `/metrics` route alone, when `--metrics-listen` serves it apart from the public port.
+fn own_metrics_router<A: Adapter>(
+    config: &Config,
+    io: &SocketIo<A>,
+    relay: &Arc<Relay>,
+) -> Option<Router> {
+    config
+        .metrics_listen
+        .map(|_| http_metrics::router(config, io.clone(), relay.clone()))
 }
 
 /// Connections the kernel queues for `accept`, as many as Node's 511 and more: a burst of
@@ -178,8 +195,20 @@ pub async fn serve(
     };
     let shutdown_timeout = config.shutdown_timeout();
     let tick_interval = config.tick_interval();
+    // Bound before anything else starts, so that a taken address fails the start.
+    let metrics_listener = match config.metrics_listen {
+        Some(address) => Some(TcpListener::bind(address).await?),
+        None => None,
+    };
     let sharing = RoomSharing::from_config(&config).await?;
-    let App { router, node } = build(config, sharing).await?;
+    let App {
+        router,
+        node,
+        metrics,
+    } = build(config, sharing).await?;
+    let metrics_server = metrics_listener
+        .zip(metrics)
+        .map(|(listener, router)| tokio::spawn(serve_metrics(listener, router)));
     let node: Arc<dyn RelayNode> = Arc::from(node);
     let ticker = tick_interval.map(|interval| node.spawn_ticker(interval));
     let heap_trimmer = node.spawn_heap_trimmer();
@@ -221,8 +250,21 @@ pub async fn serve(
         ticker.abort();
     }
     heap_trimmer.abort();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `/metrics` on its own listener until the node stops (the task is aborted then).
+async fn serve_metrics(listener: TcpListener, router: Router) {
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(%address, "serving /metrics");
+    }
+    if let Err(error) = axum::serve(listener, router).await {
+        tracing::warn!(%error, "the metrics listener failed");
+    }
 }
 
 /// Logs the descriptor budget, and lowers `--max-connections` to it when it does not fit: every

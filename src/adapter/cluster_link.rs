@@ -68,7 +68,11 @@ async fn watch(mut probe: ClusterConnection, health: RedisStatus) {
         let ping = redis::cmd("PING");
         let answered =
             tokio::time::timeout(COMMAND_TIMEOUT, ping.query_async::<String>(&mut probe)).await;
-        health.set_reachable(matches!(answered, Ok(Ok(_))));
+        let up = matches!(answered, Ok(Ok(_)));
+        if up && !health.reachable() {
+            health.reconnected();
+        }
+        health.set_reachable(up);
     }
 }
 

@@ -16,6 +16,8 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{Mutex, mpsc};
 
+use crate::metrics::RedisLinkSource;
+
 /// How long to wait between two connection attempts.
 const RETRY_INTERVAL: Duration = Duration::from_millis(500);
 /// How often a live connection is checked with PING.
@@ -60,6 +62,7 @@ struct Connection {
 pub struct RedisStatus {
     reachable: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
+    reconnects: Arc<AtomicU64>,
 }
 
 impl RedisStatus {
@@ -77,10 +80,29 @@ impl RedisStatus {
         self.reachable.store(reachable, Ordering::Relaxed);
     }
 
+    /// Counts the link coming back after it was lost.
+    pub(crate) fn reconnected(&self) {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts and logs a cross-node message that could not be published.
     pub(crate) fn drop_message(&self, chan: &str, reason: &dyn std::fmt::Display) {
         let total = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(channel = chan, %reason, dropped_total = total, "cross-node message dropped");
+    }
+}
+
+impl RedisLinkSource for RedisStatus {
+    fn up(&self) -> bool {
+        self.reachable()
+    }
+
+    fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    fn dropped_messages(&self) -> u64 {
+        self.dropped_messages()
     }
 }
 
@@ -271,7 +293,10 @@ async fn supervise(shared: Arc<Shared>, mut messages: Option<PubSubStream>) {
         }
         tokio::time::sleep(RETRY_INTERVAL).await;
         match open(&shared).await {
-            Ok(stream) => messages = Some(stream),
+            Ok(stream) => {
+                shared.health.reconnected();
+                messages = Some(stream);
+            }
             Err(error) => {
                 failures += 1;
                 // One line when the outage starts, then one every ~30 s, not one per attempt.

@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{Config, Transport};
+use crate::metrics::RefusalCause;
 use crate::relay::Relay;
 
 /// What the guard needs to know, shared by every request.
@@ -72,25 +73,38 @@ pub async fn check(State(guard): State<RealtimeGuard>, request: Request, next: N
     if !guard.covers(request.uri().path()) {
         return next.run(request).await;
     }
+    let query = request.uri().query();
+    let handshake = opens_session(query);
+    let metrics = &guard.relay.metrics;
+    // Only handshakes count as refused: a session's later requests are not new clients.
+    let refused = |cause| {
+        if handshake {
+            metrics.handshake_refused(cause);
+        }
+    };
     let origin = request.headers().get(header::ORIGIN);
     if !guard.config.origin_allowed(origin) {
         tracing::info!(origin = ?origin, path = request.uri().path(), "refused request from an unlisted origin");
+        refused(RefusalCause::Origin);
         return EngineError::Forbidden.into_response();
     }
-    let query = request.uri().query();
     if !guard.config.allow_eio3 && requests_eio3(query) {
+        refused(RefusalCause::BadRequest);
         return EngineError::UnsupportedProtocolVersion.into_response();
     }
-    if opens_session(query) && !guard.relay.try_admit(std::time::Instant::now()) {
+    if handshake && !guard.relay.try_admit(std::time::Instant::now()) {
         tracing::warn!(
             max = guard.config.max_connections,
             "connection refused: node at capacity"
         );
+        refused(RefusalCause::Capacity);
         return EngineError::AtCapacity.into_response();
     }
     let opens_polling_session = is_eio4_polling_handshake(query);
     let response = next.run(request).await;
     if response.status() == StatusCode::BAD_REQUEST {
+        // Engine.IO refused the handshake itself (unknown transport, malformed request).
+        refused(RefusalCause::BadRequest);
         return rewrite_body(response, numeric_error_code).await;
     }
     if opens_polling_session && !guard.config.allows(Transport::Websocket) {

@@ -113,7 +113,7 @@ async fn health<A: Adapter>(
         tick_interval_ms: sources
             .tick_interval
             .map(|interval| u64::try_from(interval.as_millis()).unwrap_or(u64::MAX)),
-        rate_limited_events: sources.relay.rate.refused(),
+        rate_limited_events: sources.relay.metrics.rate_limited_total(),
         tcp: gate.map(|Extension(gate)| gate.health()),
         webhook,
         redis,

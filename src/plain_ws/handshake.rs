@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::metrics::RefusalCause;
 use crate::relay::auth::AuthError;
 
 /// A subprotocol entry that carries the client's token instead of naming a protocol, for
@@ -26,6 +27,18 @@ pub enum Refusal {
     /// The node holds its maximum number of connections.
     #[error("server at capacity")]
     AtCapacity,
+}
+
+impl Refusal {
+    /// The `cause` it is counted under in `iorelay_handshakes_refused_total`.
+    pub fn cause(&self) -> RefusalCause {
+        match self {
+            Refusal::Origin => RefusalCause::Origin,
+            Refusal::Subprotocol(_) => RefusalCause::BadRequest,
+            Refusal::Auth(_) => RefusalCause::Auth,
+            Refusal::AtCapacity => RefusalCause::Capacity,
+        }
+    }
 }
 
 impl IntoResponse for Refusal {

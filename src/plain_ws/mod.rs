@@ -31,6 +31,7 @@ use socketioxide::adapter::Adapter;
 
 use self::handshake::Refusal;
 use crate::config::Config;
+use crate::metrics::RefusalCause;
 use crate::relay::Relay;
 use crate::relay::auth::UserId;
 use crate::relay::handshake::handshake;
@@ -62,6 +63,8 @@ struct Peer {
     protocol: Option<String>,
     user: Option<UserId>,
     handshake: Handshake,
+    /// When its upgrade request arrived, for the handshake's duration.
+    requested: Instant,
 }
 
 /// Adds the plain WebSocket endpoint at `--ws-path`, and takes WebSocket upgrades at `/`
@@ -109,14 +112,22 @@ async fn upgrade_at_root<A: Adapter>(
 }
 
 async fn accept<A: Adapter>(endpoint: PlainEndpoint<A>, request: Request) -> Response {
+    let requested = Instant::now();
     let (mut parts, _body) = request.into_parts();
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            endpoint
+                .relay
+                .metrics
+                .handshake_refused(RefusalCause::BadRequest);
+            return rejection.into_response();
+        }
     };
-    let peer = match endpoint.admit(&parts) {
+    let peer = match endpoint.admit(&parts, requested) {
         Ok(peer) => peer,
         Err(refusal) => {
+            endpoint.relay.metrics.handshake_refused(refusal.cause());
             tracing::info!(
                 path = parts.uri.path(),
                 origin = ?parts.headers.get(header::ORIGIN),
@@ -149,7 +160,7 @@ async fn accept<A: Adapter>(endpoint: PlainEndpoint<A>, request: Request) -> Res
 impl<A: Adapter> PlainEndpoint<A> {
     /// Applies the same rules as to Socket.IO handshakes, in the same order: origin, then
     /// credentials, then the connection limit (which reserves a place).
-    fn admit(&self, parts: &Parts) -> Result<Peer, Refusal> {
+    fn admit(&self, parts: &Parts, requested: Instant) -> Result<Peer, Refusal> {
         if !self
             .config
             .origin_allowed(parts.headers.get(header::ORIGIN))
@@ -163,7 +174,7 @@ impl<A: Adapter> PlainEndpoint<A> {
             .relay
             .auth
             .verify(&serde_json::json!({ "token": token }))?;
-        if !self.relay.try_admit(Instant::now()) {
+        if !self.relay.try_admit(requested) {
             return Err(Refusal::AtCapacity);
         }
         Ok(Peer {
@@ -175,6 +186,7 @@ impl<A: Adapter> PlainEndpoint<A> {
                 serde_json::Value::Object(Default::default()),
                 self.relay.id_rooms,
             ),
+            requested,
         })
     }
 }

@@ -17,6 +17,7 @@ use super::forward;
 use super::frames::{self, Inbound, Outbound, Request};
 use super::wire::{CONTROL_QUEUE, Ending, close, close_connection, code, read_error, write_frames};
 use super::{Peer, PlainEndpoint};
+use crate::metrics::{RefusalCause, TransportLabel};
 use crate::relay::chat::{ChatReply, chat_message};
 use crate::relay::client::{ClientState, Transport};
 use crate::relay::events::{BuiltinEvent, Route};
@@ -51,6 +52,7 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
         protocol,
         user,
         handshake,
+        requested,
     } = peer;
     let remote = handshake.address.clone();
     tracing::info!(
@@ -63,7 +65,13 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
     );
     let (sink, mut stream) = socket.split();
     let (control, control_queue) = mpsc::channel(CONTROL_QUEUE);
-    let writer = tokio::spawn(write_frames(sink, control_queue, registration.outbox));
+    let metrics = endpoint.relay.metrics.clone();
+    let writer = tokio::spawn(write_frames(
+        sink,
+        control_queue,
+        registration.outbox,
+        metrics.clone(),
+    ));
     let app = endpoint.relay.id_rooms;
     let mut session = Session {
         id,
@@ -74,13 +82,21 @@ pub(super) async fn run<A: Adapter>(socket: WebSocket, endpoint: PlainEndpoint<A
             user,
             handshake,
             app,
+            metrics.namespace("/"),
         ),
         sender: registration.sender,
         control,
     };
-    let ending = match session.admit().await {
+    let admitted = session.admit().await;
+    metrics.handshake_took(requested.elapsed());
+    let ending = match admitted {
         Some(ending) => ending,
-        None => session.read_frames(&mut stream, registration.evicted).await,
+        None => {
+            session.client.metrics.connected(TransportLabel::Plain);
+            let ending = session.read_frames(&mut stream, registration.evicted).await;
+            session.client.metrics.disconnected(reason_name(&ending));
+            ending
+        }
     };
     let Session {
         control,
@@ -140,6 +156,7 @@ impl<A: Adapter> Session<A> {
         match forward::admit(&endpoint.io, &endpoint.relay, &self.id, &self.client).await {
             Ok(reply) => self.send_reply(reply),
             Err(message) => {
+                endpoint.relay.metrics.handshake_refused(RefusalCause::App);
                 tracing::info!(sid = %self.id, reason = message, "plain WebSocket refused by the app");
                 Some(Ending::ByApp(code::POLICY, message))
             }
@@ -170,6 +187,11 @@ impl<A: Adapter> Session<A> {
         loop {
             tokio::select! {
                 frame = stream.next() => {
+                    if let Some(Ok(Message::Text(text))) = &frame {
+                        self.endpoint.relay.metrics.plain_received(text.len());
+                    } else if let Some(Ok(Message::Binary(bytes))) = &frame {
+                        self.endpoint.relay.metrics.plain_received(bytes.len());
+                    }
                     let ending = match frame {
                         None => Some(Ending::Lost),
                         Some(Err(error)) => Some(read_error(error)),
@@ -217,12 +239,15 @@ impl<A: Adapter> Session<A> {
 
     async fn on_text(&mut self, text: Utf8Bytes) -> Option<Ending> {
         let inbound = frames::read(text.as_str());
-        let id = match &inbound {
-            Inbound::Echo => None,
-            Inbound::Invalid { id, .. } => id.as_ref(),
-            Inbound::Request(request) => request.id.as_ref(),
+        let (id, route) = match &inbound {
+            Inbound::Echo => (None, Route::Builtin(BuiltinEvent::Echo)),
+            Inbound::Invalid { id, .. } => (id.as_ref(), Route::Unhandled),
+            Inbound::Request(request) => (
+                request.id.as_ref(),
+                self.endpoint.relay.events.plain_route(&request.name),
+            ),
         };
-        if let Some(ending) = self.spend(id) {
+        if let Some(ending) = self.spend(id, route) {
             return ending;
         }
         match inbound {
@@ -233,7 +258,7 @@ impl<A: Adapter> Session<A> {
     }
 
     fn on_binary(&mut self, bytes: Bytes) -> Option<Ending> {
-        if let Some(ending) = self.spend(None) {
+        if let Some(ending) = self.spend(None, Route::Builtin(BuiltinEvent::Echo)) {
             return ending;
         }
         self.send(Message::Binary(bytes))
@@ -241,9 +266,9 @@ impl<A: Adapter> Session<A> {
 
     /// Counts one frame against the rate limit: `Some(_)` means the frame is refused (answered
     /// in an ack when it has an `id`), `Some(Some(_))` that the connection closes.
-    fn spend(&mut self, id: Option<&Value>) -> Option<Option<Ending>> {
+    fn spend(&mut self, id: Option<&Value>, route: Route) -> Option<Option<Ending>> {
         let relay = &self.endpoint.relay;
-        let verdict = relay.spend(&self.client, self.id.as_str());
+        let verdict = relay.spend(&self.client, self.id.as_str(), route);
         if verdict == Verdict::Allowed {
             return None;
         }
@@ -372,6 +397,7 @@ impl<A: Adapter> Session<A> {
         match self.sender.try_send(message) {
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => None,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                self.endpoint.relay.metrics.dropped_queue_full();
                 Some(Ending::ByServer(code::POLICY, "outgoing queue full"))
             }
         }

@@ -1,6 +1,7 @@
 //! The writing half of a plain WebSocket connection, and how it ends: which close code for
 //! which cause, the close frame out and the client's close frame back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -8,6 +9,8 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
 
 /// RFC 6455 close codes iorelay sends.
 pub(super) mod code {
@@ -65,6 +68,7 @@ pub(super) async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut control: mpsc::Receiver<Message>,
     mut outbox: mpsc::Receiver<Message>,
+    metrics: Arc<Metrics>,
 ) {
     loop {
         let frame = tokio::select! {
@@ -74,6 +78,8 @@ pub(super) async fn write_frames(
         };
         let Some(frame) = frame else { return };
         let closing = matches!(frame, Message::Close(_));
+        let mut written = Written::default();
+        written.add(&frame);
         if sink.feed(frame).await.is_err() {
             return;
         }
@@ -81,14 +87,36 @@ pub(super) async fn write_frames(
             // Write what else is waiting in one go, then flush once.
             for _ in 1..WRITE_BATCH {
                 let Ok(more) = outbox.try_recv() else { break };
+                written.add(&more);
                 if sink.feed(more).await.is_err() {
                     return;
                 }
             }
         }
+        // Counted once per batch: one add to the per-thread counters, not one per frame.
+        metrics.plain_sent(written.frames, written.bytes);
         if sink.flush().await.is_err() || closing {
             return;
         }
+    }
+}
+
+/// Data frames (text and binary) of one batch and their payload bytes.
+#[derive(Default)]
+struct Written {
+    frames: usize,
+    bytes: usize,
+}
+
+impl Written {
+    fn add(&mut self, frame: &Message) {
+        let bytes = match frame {
+            Message::Text(text) => text.len(),
+            Message::Binary(bytes) => bytes.len(),
+            _ => return,
+        };
+        self.frames += 1;
+        self.bytes += bytes;
     }
 }
 

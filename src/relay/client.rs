@@ -14,6 +14,7 @@ use super::events::Namespace;
 use super::rate::EventBudget;
 use super::turnstile::Turnstile;
 use super::webhook::{Answer, Handshake, SocketView};
+use crate::metrics::NamespaceMetrics;
 
 /// The transport a client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct ClientState {
     pub turn: Arc<Turnstile>,
     /// Its address, for the log lines.
     pub address: Box<str>,
+    /// Its namespace's counters, resolved once at connect.
+    pub metrics: Arc<NamespaceMetrics>,
     budget: Mutex<EventBudget>,
     /// What only an app (a webhook or the server API) reads; `None` without one, so that an
     /// idle client costs no more than the log lines need.
@@ -68,6 +71,7 @@ impl ClientState {
         user: Option<UserId>,
         handshake: Handshake,
         app: bool,
+        metrics: Arc<NamespaceMetrics>,
     ) -> Self {
         let address = handshake.address.as_str().into();
         ClientState {
@@ -77,6 +81,7 @@ impl ClientState {
             seat: Seat::default(),
             turn: Arc::default(),
             address,
+            metrics,
             budget: Mutex::new(EventBudget::new(Instant::now())),
             app: app.then(|| {
                 Box::new(AppSide {

@@ -18,12 +18,13 @@ use super::admission::{Admissions, Turnover};
 use super::auth::Authenticator;
 use super::binary;
 use super::client::ClientState;
-use super::events::{BuiltinEvent, EventRoutes};
+use super::events::{BuiltinEvent, EventRoutes, NAMESPACES, Route};
 use super::payload::{ChatMessage, EventArgs};
 use super::plain_members::{PlainMembers, Selection};
 use super::rate::{RateLimit, Verdict};
 use super::webhook::{EmitItem, Webhook, WebhookSetupError};
 use crate::config::{Config, Secret};
+use crate::metrics::Metrics;
 
 /// Who an emit reaches, in Socket.IO's terms: the members of `to` (rooms or socket ids; the
 /// whole namespace when empty), less the members of `except`, less the socket `skip` (the
@@ -70,23 +71,36 @@ pub struct Relay {
     pub admissions: Admissions,
     /// This node's plain WebSocket clients and their rooms.
     pub plain: Arc<PlainMembers>,
+    /// What the node counts, for `GET /metrics` and the Admin UI.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Relay {
     /// The relay `config` describes.
     pub fn from_config(config: &Config) -> Result<Arc<Self>, WebhookSetupError> {
-        let plain = Arc::new(PlainMembers::new(
-            config.max_buffer_size,
-            config.max_rooms_per_socket,
-        ));
-        let webhook = Webhook::from_config(config, &plain.node)?;
         let builtin = config
             .builtin_events
             .iter()
             .filter_map(|name| BuiltinEvent::from_name(name))
             .collect();
+        let events = EventRoutes::new(
+            builtin,
+            // As `Webhook::from_config` decides, before the webhook is built with its metrics.
+            config.webhook_url.is_some() && config.webhook_secret.is_some(),
+            config.namespaces.clone(),
+        );
+        let served = NAMESPACES.iter().map(|namespace| namespace.path);
+        let metrics = Arc::new(Metrics::new(
+            served.chain(events.app_namespaces().iter().map(String::as_str)),
+        ));
+        let plain = Arc::new(PlainMembers::new(
+            config.max_buffer_size,
+            config.max_rooms_per_socket,
+            metrics.clone(),
+        ));
+        let webhook = Webhook::from_config(config, &plain.node, metrics.webhook())?;
         Ok(Arc::new(Relay {
-            events: EventRoutes::new(builtin, webhook.is_some(), config.namespaces.clone()),
+            events,
             id_rooms: webhook.is_some() || config.api_key.is_some(),
             background: TaskTracker::new(),
             webhook,
@@ -101,6 +115,7 @@ impl Relay {
             rate: RateLimit::new(config.max_events_per_second),
             admissions: Admissions::new(config.max_connections, config.connect_timeout()),
             plain,
+            metrics,
         }))
     }
 
@@ -198,13 +213,18 @@ impl Relay {
         self.admissions.leave_seat(&client.seat);
     }
 
-    /// Counts one event of `client` (whose id is `sid`) against its budget.
-    pub fn spend(&self, client: &ClientState, sid: &str) -> Verdict {
+    /// Counts one event of `client` (whose id is `sid`), which `route` takes, against its
+    /// budget.
+    pub fn spend(&self, client: &ClientState, sid: &str, route: Route) -> Verdict {
+        client.metrics.received(route.metric_label());
         let verdict = self.rate.spend(&mut client.budget(), Instant::now());
+        if verdict != Verdict::Allowed {
+            client.metrics.rate_limited();
+        }
         match verdict {
             Verdict::Allowed => {}
             Verdict::Dropped => {
-                tracing::debug!(sid, transport = ?client.transport, refused_total = self.rate.refused(), "event over the rate limit refused");
+                tracing::debug!(sid, transport = ?client.transport, refused_total = self.metrics.rate_limited_total(), "event over the rate limit refused");
             }
             Verdict::Flooding => {
                 tracing::warn!(sid, transport = ?client.transport, limit = %self.rate.error(), "disconnecting a client that keeps flooding events");

@@ -4,6 +4,8 @@
 //! the plain WebSocket frame parser and README's contract table all read it, so an event is
 //! added or removed here once. Which handler takes an event is one lookup: [`Namespace::route`].
 
+use crate::metrics::EventLabel;
+
 /// An event iorelay answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuiltinEvent {
@@ -70,6 +72,21 @@ pub enum Route {
     Webhook,
     /// No handler: the event is counted against the rate limit and otherwise ignored.
     Unhandled,
+}
+
+impl Route {
+    /// The `event` label the route is counted under in `iorelay_events_received_total`.
+    pub const fn metric_label(self) -> EventLabel {
+        match self {
+            Route::Builtin(BuiltinEvent::Message) => EventLabel::Message,
+            Route::Builtin(BuiltinEvent::Echo) => EventLabel::Echo,
+            Route::Builtin(BuiltinEvent::Join) => EventLabel::Join,
+            Route::Builtin(BuiltinEvent::Leave) => EventLabel::Leave,
+            Route::Builtin(BuiltinEvent::Chat) => EventLabel::Chat,
+            Route::Webhook => EventLabel::Webhook,
+            Route::Unhandled => EventLabel::Unhandled,
+        }
+    }
 }
 
 impl Namespace {

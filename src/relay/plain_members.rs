@@ -1,7 +1,7 @@
 //! The plain WebSocket clients of this node, their outgoing queues and the rooms they are in.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 use super::chat::RoomLimitError;
 use super::payload::ChatMessage;
+use crate::metrics::Metrics;
 
 /// Why the server ends a plain client's connection on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,7 @@ pub struct Selection {
 /// Delivery never waits: each client has a bounded queue, and a client whose queue is full is
 /// evicted instead of slowing the others down.
 pub struct PlainMembers {
+    metrics: Arc<Metrics>,
     /// This node's id in cross-node messages, so that a node skips its own publications.
     pub(super) node: String,
     queue_size: usize,
@@ -143,8 +145,11 @@ pub struct Registration {
 
 impl PlainMembers {
     /// A hub whose clients queue at most `queue_size` frames and join at most `max_rooms` rooms.
-    pub fn new(queue_size: usize, max_rooms: usize) -> Self {
+    ///
+    /// Broadcast sizes and frames dropped on full queues are counted in `metrics`.
+    pub fn new(queue_size: usize, max_rooms: usize, metrics: Arc<Metrics>) -> Self {
         PlainMembers {
+            metrics,
             node: Sid::new().to_string(),
             queue_size: queue_size.max(1),
             max_rooms,
@@ -272,17 +277,22 @@ impl PlainMembers {
         let Some(frame) = chat_frame(message) else {
             return;
         };
+        self.metrics.broadcast(recipients.len());
         for (id, member) in recipients {
-            offer(id, member, &frame);
+            offer(id, member, &frame, &self.metrics);
         }
     }
 
     /// Sends `frame` to the plain members `selection` picks on this node.
     pub fn deliver_frame_local(&self, selection: &Selection, frame: &Utf8Bytes) {
         let registry = self.read();
-        for id in registry.select(selection) {
+        let recipients = registry.select(selection);
+        if !recipients.is_empty() {
+            self.metrics.broadcast(recipients.len());
+        }
+        for id in recipients {
             if let Some(member) = registry.clients.get(&id) {
-                offer(&id, member, frame);
+                offer(&id, member, frame, &self.metrics);
             }
         }
     }
@@ -297,7 +307,7 @@ impl PlainMembers {
         else {
             return false;
         };
-        offer(id, member, frame);
+        offer(id, member, frame, &self.metrics);
         true
     }
 
@@ -337,10 +347,13 @@ impl PlainMembers {
     pub fn broadcast_text(&self, text: impl Into<Utf8Bytes>) {
         let frame = text.into();
         let registry = self.read();
+        if !registry.clients.is_empty() {
+            self.metrics.broadcast(registry.clients.len());
+        }
         registry
             .clients
             .iter()
-            .for_each(|(id, m)| offer(id, m, &frame));
+            .for_each(|(id, m)| offer(id, m, &frame, &self.metrics));
     }
 
     /// Closes every connection and waits until each client is gone; refuses new ones meanwhile.
@@ -406,10 +419,11 @@ fn chat_frame(message: &ChatMessage) -> Option<Utf8Bytes> {
 }
 
 /// Queues a frame for one client without waiting; a full queue evicts it.
-fn offer(id: &Sid, member: &Member, frame: &Utf8Bytes) {
+fn offer(id: &Sid, member: &Member, frame: &Utf8Bytes, metrics: &Metrics) {
     match member.outbox.try_send(Message::Text(frame.clone())) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
+            metrics.dropped_queue_full();
             if member.evict.borrow().is_none() {
                 tracing::warn!(sid = %id, "plain WebSocket client not keeping up: closing it");
                 member.evict.send_replace(Some(Eviction::QueueFull));
@@ -443,9 +457,13 @@ mod tests {
         }
     }
 
+    fn test_metrics() -> Arc<Metrics> {
+        Arc::new(Metrics::new(["/"]))
+    }
+
     #[test]
     fn rooms_follow_joins_leaves_and_departures() {
-        let hub = PlainMembers::new(8, 2);
+        let hub = PlainMembers::new(8, 2, test_metrics());
         let a = hub.register().expect("open");
         let b = hub.register().expect("open");
         hub.join(&a.id, "r").expect("room");
@@ -463,7 +481,7 @@ mod tests {
 
     #[test]
     fn room_messages_reach_members_only() {
-        let hub = PlainMembers::new(8, 10);
+        let hub = PlainMembers::new(8, 10, test_metrics());
         let mut member = hub.register().expect("open");
         let mut outsider = hub.register().expect("open");
         hub.join(&member.id, "r").expect("room");
@@ -500,7 +518,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_evicts_only_that_client() {
-        let hub = PlainMembers::new(1, 10);
+        let hub = PlainMembers::new(1, 10, test_metrics());
         let slow = hub.register().expect("open");
         let mut fast = hub.register().expect("open");
         hub.broadcast_text("1");
@@ -512,7 +530,7 @@ mod tests {
 
     #[test]
     fn selections_follow_rooms_ids_and_exceptions() {
-        let hub = PlainMembers::new(8, 10);
+        let hub = PlainMembers::new(8, 10, test_metrics());
         let mut a = hub.register().expect("open");
         let mut b = hub.register().expect("open");
         let mut c = hub.register().expect("open");
@@ -540,7 +558,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_all_waits_for_every_client() {
-        let hub = std::sync::Arc::new(PlainMembers::new(1, 10));
+        let hub = std::sync::Arc::new(PlainMembers::new(1, 10, test_metrics()));
         let mut client = hub.register().expect("open");
         let leaving = {
             let hub = hub.clone();

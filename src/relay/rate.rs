@@ -5,7 +5,6 @@
 //! over the budget is never dropped silently: it is counted, logged, and answered with
 //! [`RateLimited`] when the client asked for an acknowledgement.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Consecutive one-second windows with refused events after which a client is disconnected.
@@ -27,39 +26,27 @@ pub enum Verdict {
 #[error("rate limited: more than {0} events per second")]
 pub struct RateLimited(pub u32);
 
-/// The node's rate limit and its count of refused events.
+/// The node's rate limit. Refused events are counted per namespace in the metrics
+/// (`Relay::spend`), which `/healthz` sums.
 #[derive(Debug)]
 pub struct RateLimit {
     per_second: u32,
-    refused: AtomicU64,
 }
 
 impl RateLimit {
     /// A limit of `per_second` events per client.
     pub fn new(per_second: u32) -> Self {
-        RateLimit {
-            per_second,
-            refused: AtomicU64::new(0),
-        }
+        RateLimit { per_second }
     }
 
-    /// Spends one event of `budget` at `now`, counting it when it is refused.
+    /// Spends one event of `budget` at `now`.
     pub fn spend(&self, budget: &mut EventBudget, now: Instant) -> Verdict {
-        let verdict = budget.spend(now, self.per_second);
-        if verdict != Verdict::Allowed {
-            self.refused.fetch_add(1, Ordering::Relaxed);
-        }
-        verdict
+        budget.spend(now, self.per_second)
     }
 
     /// The error a refused event is answered with.
     pub fn error(&self) -> RateLimited {
         RateLimited(self.per_second)
-    }
-
-    /// Events refused since startup, on both transports.
-    pub fn refused(&self) -> u64 {
-        self.refused.load(Ordering::Relaxed)
     }
 }
 
@@ -159,13 +146,12 @@ mod tests {
     }
 
     #[test]
-    fn refusals_are_counted_and_explained() {
+    fn refusals_are_explained() {
         let limit = RateLimit::new(1);
         let now = Instant::now();
         let mut budget = EventBudget::new(now);
         assert_eq!(limit.spend(&mut budget, now), Verdict::Allowed);
         assert_eq!(limit.spend(&mut budget, now), Verdict::Dropped);
-        assert_eq!(limit.refused(), 1);
         assert_eq!(
             limit.error().to_string(),
             "rate limited: more than 1 events per second"

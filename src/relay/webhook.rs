@@ -6,7 +6,7 @@
 //! answer in size (`--max-http-buffer-size`). Connections to the app are kept alive.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
@@ -16,6 +16,7 @@ use sha2::Sha256;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
+use crate::metrics::{WebhookCallLabel, WebhookFailure, WebhookMetrics};
 
 /// Why a webhook call produced no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,18 @@ pub enum WebhookError {
     /// The answer is not the JSON iorelay expects, or is too large.
     #[error("the app's answer is unreadable: {0}")]
     Unreadable(String),
+}
+
+impl WebhookError {
+    /// The `cause` it is counted under in `iorelay_webhook_failures_total`.
+    fn metric_label(&self) -> WebhookFailure {
+        match self {
+            WebhookError::Unreachable(_) => WebhookFailure::Unreachable,
+            WebhookError::Timeout(_) => WebhookFailure::Timeout,
+            WebhookError::Status { .. } => WebhookFailure::Status,
+            WebhookError::Unreadable(_) => WebhookFailure::Unreadable,
+        }
+    }
 }
 
 /// What a webhook is about.
@@ -158,7 +171,8 @@ pub struct Webhook {
     max_answer: usize,
     slots: Semaphore,
     reachable: AtomicBool,
-    failures: AtomicU64,
+    /// Calls, failures (which `/healthz` sums) and latency.
+    metrics: WebhookMetrics,
 }
 
 // The secret must never reach logs.
@@ -185,9 +199,24 @@ pub struct WebhookHealth {
 #[error("cannot build the webhook client: {0}")]
 pub struct WebhookSetupError(#[from] reqwest::Error);
 
+impl CallType {
+    /// The `type` label the call is counted under.
+    fn metric_label(self) -> WebhookCallLabel {
+        match self {
+            CallType::Connect => WebhookCallLabel::Connect,
+            CallType::Event => WebhookCallLabel::Event,
+            CallType::Disconnect => WebhookCallLabel::Disconnect,
+        }
+    }
+}
+
 impl Webhook {
     /// The webhook `config` names, if any, calling as node `node`.
-    pub fn from_config(config: &Config, node: &str) -> Result<Option<Self>, WebhookSetupError> {
+    pub fn from_config(
+        config: &Config,
+        node: &str,
+        metrics: &WebhookMetrics,
+    ) -> Result<Option<Self>, WebhookSetupError> {
         let (Some(url), Some(secret)) = (&config.webhook_url, &config.webhook_secret) else {
             return Ok(None);
         };
@@ -207,7 +236,7 @@ impl Webhook {
             max_answer: usize::try_from(config.max_http_buffer_size).unwrap_or(usize::MAX),
             slots: Semaphore::new(config.webhook_concurrency),
             reachable: AtomicBool::new(true),
-            failures: AtomicU64::new(0),
+            metrics: metrics.clone(),
         }))
     }
 
@@ -220,7 +249,7 @@ impl Webhook {
     pub fn health(&self) -> WebhookHealth {
         WebhookHealth {
             reachable: self.reachable(),
-            failures: self.failures.load(Ordering::Relaxed),
+            failures: self.metrics.failures_total(),
         }
     }
 
@@ -234,6 +263,14 @@ impl Webhook {
                 u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
             ))
         });
+        let failure = match &result {
+            // A refused connection is the app's answer, not a failure of the app.
+            Ok(_) | Err(WebhookError::Status { .. }) if call.kind == CallType::Connect => None,
+            Ok(_) => None,
+            Err(error) => Some(error.metric_label()),
+        };
+        self.metrics
+            .call(call.kind.metric_label(), started.elapsed(), failure);
         match &result {
             Ok(_) | Err(WebhookError::Status { .. }) if call.kind == CallType::Connect => {
                 // A refused connection is the app's answer, not a failure of the app.
@@ -241,7 +278,7 @@ impl Webhook {
             }
             Ok(_) => self.reachable.store(true, Ordering::Relaxed),
             Err(error) => {
-                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                let failures = self.metrics.failures_total();
                 self.reachable.store(false, Ordering::Relaxed);
                 tracing::warn!(
                     kind = ?call.kind,
@@ -376,7 +413,8 @@ mod tests {
         .expect("parse")
         .validated()
         .expect("valid");
-        let webhook = Webhook::from_config(&config, "node")
+        let metrics = crate::metrics::Metrics::new(["/"]);
+        let webhook = Webhook::from_config(&config, "node", metrics.webhook())
             .expect("client")
             .expect("configured");
         // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), a published vector.

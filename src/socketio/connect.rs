@@ -1,15 +1,17 @@
 //! A socket's way into a namespace of the default profile, and out of it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Data, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
+use socketioxide::{SocketIo, TransportType};
 
 use super::connection_log;
 use super::forward::{self, AppRefusal};
 use super::handlers::{self, Audience};
+use crate::metrics::{RefusalCause, TransportLabel};
 use crate::relay::Relay;
 use crate::relay::auth::AuthError;
 use crate::relay::client::{ClientState, Transport};
@@ -29,10 +31,16 @@ pub async fn admit<A: Adapter>(
     Data(auth): Data<serde_json::Value>,
     State(relay): State<Arc<Relay>>,
 ) -> Result<(), Refusal> {
-    let refused = |error: &dyn std::fmt::Display| {
+    let started = Instant::now();
+    let refused = |error: &dyn std::fmt::Display, cause: RefusalCause| {
+        relay.metrics.handshake_refused(cause);
+        relay.metrics.handshake_took(started.elapsed());
         tracing::info!(sid = %socket.id, ns = socket.ns(), %error, "connection refused");
     };
-    let user = relay.auth.verify(&auth).inspect_err(|e| refused(e))?;
+    let user = relay
+        .auth
+        .verify(&auth)
+        .inspect_err(|e| refused(e, RefusalCause::Auth))?;
     let namespace = events::namespace(socket.ns());
     let handshake = handshake(socket.req_parts(), auth, relay.id_rooms);
     let client = Arc::new(ClientState::new(
@@ -41,10 +49,12 @@ pub async fn admit<A: Adapter>(
         user,
         handshake,
         relay.id_rooms,
+        relay.metrics.namespace(socket.ns()),
     ));
     forward::admit(&socket, &relay, &client)
         .await
-        .inspect_err(|e| refused(e))?;
+        .inspect_err(|e| refused(e, RefusalCause::App))?;
+    relay.metrics.handshake_took(started.elapsed());
     if relay.id_rooms {
         // As in Node, a socket id is a room: the app and the API address sockets by it.
         socket.join(socket.id.to_string());
@@ -86,6 +96,7 @@ pub async fn on_connect<A: Adapter>(
         return;
     };
     relay.socket_connected(&client);
+    client.metrics.connected(transport_label(&socket));
     connection_log::connected(&socket, &client.address);
     if client.namespace.is_some_and(|ns| ns.welcome) {
         let welcome = Welcome {
@@ -109,6 +120,7 @@ async fn on_disconnect<A: Adapter>(
         return;
     };
     relay.socket_disconnected(&client);
+    client.metrics.disconnected(forward::reason_name(reason));
     connection_log::disconnected(&socket, &client.address, reason);
     forward::disconnected(&socket, &io, &relay, &client, reason);
     if client.namespace.is_some_and(|ns| ns.presence) {
@@ -116,5 +128,13 @@ async fn on_disconnect<A: Adapter>(
         for room in socket.rooms().iter().filter(|room| *room != own_room) {
             handlers::announce(&socket, room, Audience::OthersOnly).await;
         }
+    }
+}
+
+/// The `transport` label of a Socket.IO socket: where its session is now.
+fn transport_label<A: Adapter>(socket: &SocketRef<A>) -> TransportLabel {
+    match socket.transport_type() {
+        TransportType::Polling => TransportLabel::Polling,
+        TransportType::Websocket => TransportLabel::Websocket,
     }
 }

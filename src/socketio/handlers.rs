@@ -13,7 +13,7 @@ use crate::relay::Relay;
 use crate::relay::chat::{ChatReply, RoomLimitError, chat_message};
 use crate::relay::client::ClientState;
 use crate::relay::delivery::room_members;
-use crate::relay::events::Route;
+use crate::relay::events::{BuiltinEvent, Route};
 use crate::relay::payload::{Presence, RoomAck};
 use crate::relay::room::RoomName;
 
@@ -23,7 +23,10 @@ pub async fn on_message<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(args) = request.accept(&socket, &relay).await else {
+    let Some(args) = request
+        .accept(&socket, &relay, Route::Builtin(BuiltinEvent::Message))
+        .await
+    else {
         return;
     };
     tracing::info!(sid = %socket.id, args = args.0.len(), "message received");
@@ -38,7 +41,8 @@ pub async fn on_echo<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    if let Some(args) = request.accept(&socket, &relay).await {
+    let route = Route::Builtin(BuiltinEvent::Echo);
+    if let Some(args) = request.accept(&socket, &relay, route).await {
         request.reply(&socket, &args);
     }
 }
@@ -50,7 +54,7 @@ pub async fn on_join<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(room) = requested_room(&socket, &relay, &mut request).await else {
+    let Some(room) = requested_room(&socket, &relay, &mut request, BuiltinEvent::Join).await else {
         return;
     };
     let rooms = socket.rooms();
@@ -73,7 +77,8 @@ pub async fn on_leave<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(room) = requested_room(&socket, &relay, &mut request).await else {
+    let Some(room) = requested_room(&socket, &relay, &mut request, BuiltinEvent::Leave).await
+    else {
         return;
     };
     let was_member = socket.rooms().iter().any(|r| r == room.as_str());
@@ -89,7 +94,10 @@ pub async fn on_chat<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(args) = request.accept(&socket, &relay).await else {
+    let Some(args) = request
+        .accept(&socket, &relay, Route::Builtin(BuiltinEvent::Chat))
+        .await
+    else {
         return;
     };
     let client = request.client();
@@ -121,11 +129,12 @@ pub async fn on_unhandled<A: Adapter>(
     State(relay): State<Arc<Relay>>,
     mut request: EventRequest<A>,
 ) {
-    let Some(args) = request.accept(&socket, &relay).await else {
+    let namespace = request.client().and_then(|client| client.namespace);
+    let route = relay.events.route(namespace, &event);
+    let Some(args) = request.accept(&socket, &relay, route).await else {
         return;
     };
-    let namespace = request.client().and_then(|client| client.namespace);
-    match relay.events.route(namespace, &event) {
+    match route {
         Route::Webhook => forward::event(&socket, &io, &relay, &event, args, &mut request).await,
         Route::Builtin(_) | Route::Unhandled => {
             tracing::debug!(sid = %socket.id, ns = socket.ns(), event, "event without a handler ignored");
@@ -139,8 +148,9 @@ async fn requested_room<A: Adapter>(
     socket: &SocketRef<A>,
     relay: &Relay,
     request: &mut EventRequest<A>,
+    event: BuiltinEvent,
 ) -> Option<RoomName> {
-    let args = request.accept(socket, relay).await?;
+    let args = request.accept(socket, relay, Route::Builtin(event)).await?;
     RoomName::parse(args.first(), relay.limits.max_room_name_chars)
         .inspect_err(|error| request.reply_error(socket, error))
         .ok()

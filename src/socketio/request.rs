@@ -16,6 +16,7 @@ use super::arguments::{self, MalformedArgs};
 use super::ordering::InOrder;
 use crate::relay::Relay;
 use crate::relay::client::ClientState;
+use crate::relay::events::Route;
 use crate::relay::payload::{ErrorAck, EventArgs};
 use crate::relay::rate::Verdict;
 
@@ -57,7 +58,14 @@ impl<A: Adapter> EventRequest<A> {
     /// Waits for the event's turn, then returns its arguments if the socket may send it now:
     /// `None` after disconnecting a sender whose packet was malformed, or after refusing an
     /// event over the socket's rate limit (answered with an error acknowledgement).
-    pub async fn accept(&mut self, socket: &SocketRef<A>, relay: &Relay) -> Option<EventArgs> {
+    ///
+    /// `route` is who takes the event, as it is counted in the metrics.
+    pub async fn accept(
+        &mut self,
+        socket: &SocketRef<A>,
+        relay: &Relay,
+        route: Route,
+    ) -> Option<EventArgs> {
         self.turn.wait().await;
         let args = match self.args.take()? {
             Ok(args) => args,
@@ -70,7 +78,7 @@ impl<A: Adapter> EventRequest<A> {
         let Some(client) = &self.client else {
             return Some(args);
         };
-        match relay.spend(client, socket.id.as_str()) {
+        match relay.spend(client, socket.id.as_str(), route) {
             Verdict::Allowed => Some(args),
             verdict => {
                 self.reply_error(socket, &relay.rate.error());

@@ -9,6 +9,7 @@ mod fuzz_corpus;
 mod helpers;
 mod http;
 mod limits;
+mod metrics;
 mod plain_ws;
 mod redis_server;
 mod resilience;

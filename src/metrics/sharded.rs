@@ -1,0 +1,83 @@
+//! Counters each thread adds to on its own cache line, summed when read: for the counts that
+//! move with every frame, which a shared atomic would make the worker threads contend on.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Shards per counter set; threads beyond this many share them (still correct).
+const SHARDS: usize = 16;
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's shard index, assigned on first use.
+fn shard_index() -> usize {
+    SHARD.with(|shard| {
+        let mut index = shard.get();
+        if index == usize::MAX {
+            index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            shard.set(index);
+        }
+        index
+    })
+}
+
+/// One thread's counts: frames and bytes received, frames and bytes sent.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard([AtomicU64; 4]);
+
+/// Plain WebSocket frames and bytes, both ways.
+#[derive(Debug, Default)]
+pub struct PlainTraffic {
+    shards: [Shard; SHARDS],
+}
+
+/// Frames and bytes one way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameCount {
+    /// Frames.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+impl PlainTraffic {
+    fn add(&self, slot: usize, frames: usize, bytes: usize) {
+        let shard = &self.shards[shard_index()];
+        shard.0[slot].fetch_add(frames as u64, Ordering::Relaxed);
+        shard.0[slot + 1].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a frame read.
+    pub fn received(&self, bytes: usize) {
+        self.add(0, 1, bytes);
+    }
+
+    /// Counts frames written.
+    pub fn sent(&self, frames: usize, bytes: usize) {
+        self.add(2, frames, bytes);
+    }
+
+    fn sum(&self, slot: usize) -> FrameCount {
+        let mut count = FrameCount::default();
+        for shard in &self.shards {
+            count.frames += shard.0[slot].load(Ordering::Relaxed);
+            count.bytes += shard.0[slot + 1].load(Ordering::Relaxed);
+        }
+        count
+    }
+
+    /// Frames read since startup.
+    pub fn total_received(&self) -> FrameCount {
+        self.sum(0)
+    }
+
+    /// Frames written since startup.
+    pub fn total_sent(&self) -> FrameCount {
+        self.sum(2)
+    }
+}
