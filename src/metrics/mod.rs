@@ -99,7 +99,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let connects = Family::<NamespaceTransport, Counter>::default();
         let disconnects = Family::<NamespaceReason, Counter>::default();
-        let events = Family::<NamespaceEvent, Counter>::default();
+        let events = Family::<NamespaceEvent, sharded::ShardedCounter>::default();
         let rate_limited = Family::<NamespaceOnly, Counter>::default();
         let mut names: Vec<&str> = Vec::new();
         for name in namespaces.into_iter().chain([OTHER_NAMESPACE]) {

@@ -8,6 +8,7 @@ use super::labels::{
     self, EventLabel, NamespaceEvent, NamespaceOnly, NamespaceReason, NamespaceTransport,
     TransportLabel,
 };
+use super::sharded::ShardedCounter;
 
 /// Disconnect reasons, as [`labels::disconnect_reason`] names them.
 const REASONS: [&str; 8] = [
@@ -27,7 +28,8 @@ pub struct NamespaceMetrics {
     name: String,
     connects: [Counter; TransportLabel::ALL.len()],
     disconnects: [Counter; REASONS.len()],
-    events: [Counter; EventLabel::ALL.len()],
+    /// Moved by every event: sharded, so that worker threads do not contend on it.
+    events: [ShardedCounter; EventLabel::ALL.len()],
     rate_limited: Counter,
 }
 
@@ -38,7 +40,7 @@ impl NamespaceMetrics {
         name: &str,
         connects: &Family<NamespaceTransport, Counter>,
         disconnects: &Family<NamespaceReason, Counter>,
-        events: &Family<NamespaceEvent, Counter>,
+        events: &Family<NamespaceEvent, ShardedCounter>,
         rate_limited: &Family<NamespaceOnly, Counter>,
     ) -> Self {
         let namespace = || name.to_owned();
@@ -115,7 +117,7 @@ impl NamespaceMetrics {
     }
 
     pub(super) fn events_received_total(&self) -> u64 {
-        self.events.iter().map(Counter::get).sum()
+        self.events.iter().map(ShardedCounter::get).sum()
     }
 
     pub(super) fn rate_limited_total(&self) -> u64 {

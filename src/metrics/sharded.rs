@@ -2,7 +2,11 @@
 //! move with every frame, which a shared atomic would make the worker threads contend on.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
 /// Shards per counter set; threads beyond this many share them (still correct).
 const SHARDS: usize = 16;
@@ -79,5 +83,44 @@ impl PlainTraffic {
     /// Frames written since startup.
     pub fn total_sent(&self) -> FrameCount {
         self.sum(2)
+    }
+}
+
+/// One counter alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// A Prometheus counter each thread adds to on its own cache line: for the counts every event
+/// moves, which worker threads would otherwise take turns owning.
+#[derive(Debug, Clone, Default)]
+pub struct ShardedCounter(Arc<[Padded; SHARDS]>);
+
+impl ShardedCounter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0[shard_index()].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sum of every thread's count.
+    pub fn get(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|shard| shard.0.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+impl TypedMetric for ShardedCounter {
+    const TYPE: MetricType = MetricType::Counter;
+}
+
+impl EncodeMetric for ShardedCounter {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_counter::<NoLabelSet, _, u64>(&self.get(), None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
     }
 }
