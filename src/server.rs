@@ -24,6 +24,7 @@ use crate::http::connections::{ConnectionGate, DescriptorBudget};
 use crate::http::deadlines::Deadlines;
 use crate::http::metrics as http_metrics;
 use crate::http::serve::{self as http_serve, Server};
+use crate::metrics::Metrics;
 use crate::relay::webhook::WebhookSetupError;
 use crate::relay::{Relay, bridge};
 use crate::socketio::{self, ticker};
@@ -46,6 +47,8 @@ pub trait RelayNode: Send + Sync {
     fn spawn_heap_trimmer(&self) -> JoinHandle<()>;
     /// Closes every connection, as Node's `io.close()` does.
     fn close(&self) -> BoxFuture<'static, ()>;
+    /// What the node counts.
+    fn metrics(&self) -> Arc<Metrics>;
 }
 
 /// A node's Socket.IO sockets and plain WebSocket clients.
@@ -61,6 +64,10 @@ impl<A: Adapter> RelayNode for Node<A> {
 
     fn spawn_heap_trimmer(&self) -> JoinHandle<()> {
         heap::spawn_trimmer(self.relay.clone())
+    }
+
+    fn metrics(&self) -> Arc<Metrics> {
+        self.relay.metrics.clone()
     }
 
     fn close(&self) -> BoxFuture<'static, ()> {
@@ -210,6 +217,7 @@ pub async fn serve(
         .zip(metrics)
         .map(|(listener, router)| tokio::spawn(serve_metrics(listener, router)));
     let node: Arc<dyn RelayNode> = Arc::from(node);
+    node.metrics().watch_tcp(Box::new(gate.clone()));
     let ticker = tick_interval.map(|interval| node.spawn_ticker(interval));
     let heap_trimmer = node.spawn_heap_trimmer();
 

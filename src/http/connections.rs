@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use serde::Serialize;
 
 use crate::config::ProxyNetwork;
+use crate::metrics::TcpRefusals;
 
 /// Why a connection was turned away or closed early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,6 +438,15 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
         .ok()
         .map(|ip| ip.to_canonical())
+}
+
+/// Connections refused for capacity, as `iorelay_handshakes_refused_total{cause="capacity"}`
+/// counts them.
+impl TcpRefusals for ConnectionGate {
+    fn refused(&self) -> u64 {
+        let refused = self.health().refused;
+        refused.budget + refused.per_ip
+    }
 }
 
 #[cfg(test)]

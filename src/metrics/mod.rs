@@ -19,6 +19,7 @@ pub(crate) mod labels;
 pub(crate) mod namespace;
 pub(crate) mod process;
 pub(crate) mod redis;
+pub(crate) mod refusals;
 pub(crate) mod sharded;
 pub(crate) mod traffic;
 pub(crate) mod webhook;
@@ -37,10 +38,11 @@ pub use census::SocketCensus;
 pub use labels::{EventLabel, RefusalCause, TransportLabel};
 pub use namespace::NamespaceMetrics;
 pub use redis::RedisLinkSource;
+pub use refusals::TcpRefusals;
 pub use traffic::Traffic;
 pub use webhook::{WebhookCallLabel, WebhookFailure, WebhookMetrics};
 
-use labels::{Cause, NamespaceEvent, NamespaceOnly, NamespaceReason, NamespaceTransport};
+use labels::{NamespaceEvent, NamespaceOnly, NamespaceReason, NamespaceTransport};
 
 /// The namespace label of sockets on a namespace that is not known at startup.
 const OTHER_NAMESPACE: &str = "other";
@@ -83,6 +85,7 @@ pub struct Metrics {
     names: Vec<String>,
     census: Arc<Mutex<census::Tally>>,
     redis: Arc<OnceLock<Box<dyn RedisLinkSource>>>,
+    tcp: Arc<OnceLock<Box<dyn TcpRefusals>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -153,19 +156,12 @@ impl Metrics {
             rate_limited,
         );
 
-        let refusals = Family::<Cause, Counter>::default();
-        let refused = RefusalCause::ALL.map(|cause| {
-            refusals
-                .get_or_create(&Cause {
-                    cause: cause.name(),
-                })
-                .clone()
-        });
-        registry.register(
-            "iorelay_handshakes_refused",
-            "Handshakes refused before a session existed or before it joined its namespace",
-            refusals,
-        );
+        let refused: [Counter; RefusalCause::ALL.len()] = Default::default();
+        let tcp = Arc::new(OnceLock::new());
+        registry.register_collector(Box::new(refusals::RefusalCollector {
+            counters: refused.clone(),
+            tcp: tcp.clone(),
+        }));
 
         let plain_dropped = Arc::new(AtomicU64::new(0));
         registry.register_collector(Box::new(traffic::DroppedCollector {
@@ -224,6 +220,7 @@ impl Metrics {
             names,
             census,
             redis,
+            tcp,
         }
     }
 
@@ -277,6 +274,12 @@ impl Metrics {
     /// Counts plain WebSocket frames written: `frames` of `bytes` in all.
     pub fn plain_sent(&self, frames: usize, bytes: usize) {
         self.plain.sent(frames, bytes);
+    }
+
+    /// Sets where TCP connections refused for capacity (descriptor budget, per-address limit)
+    /// are read from; they count as `capacity` refusals.
+    pub fn watch_tcp(&self, source: Box<dyn TcpRefusals>) {
+        let _first = self.tcp.set(source);
     }
 
     /// Sets the Redis link whose state is exposed; without one the Redis families are absent.

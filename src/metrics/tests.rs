@@ -49,6 +49,22 @@ fn every_series_exists_at_zero_and_counts() {
 }
 
 #[test]
+fn tcp_refusals_count_as_capacity() {
+    struct Gate;
+    impl TcpRefusals for Gate {
+        fn refused(&self) -> u64 {
+            4
+        }
+    }
+    let metrics = Metrics::new(["/"]);
+    metrics.handshake_refused(RefusalCause::Capacity);
+    metrics.watch_tcp(Box::new(Gate));
+    let text = scrape(&metrics);
+    let capacity = r#"iorelay_handshakes_refused_total{cause="capacity"}"#;
+    assert_eq!(value(&text, capacity), Some(5.0));
+}
+
+#[test]
 fn unknown_namespaces_share_one_label() {
     let metrics = Metrics::new(["/"]);
     metrics.namespace("/a").connected(TransportLabel::Polling);

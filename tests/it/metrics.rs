@@ -252,3 +252,19 @@ async fn metrics_listen_moves_the_route_off_the_public_port() {
     assert!(scrape.contains_key(r#"iorelay_sockets_connected{namespace="/",transport="polling"}"#));
     app.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn a_full_node_counts_capacity_refusals() {
+    let app = spawn_app(&["--max-connections", "1"]).await;
+    let base = app.url();
+    let capacity = r#"iorelay_handshakes_refused_total{cause="capacity"}"#;
+    let before = scrape_at(&base).await;
+    let _only = SioClient::connect(app.address, "/").await;
+    let refused = reqwest::get(format!("{base}/socket.io/?EIO=4&transport=polling"))
+        .await
+        .expect("handshake");
+    assert_eq!(refused.status(), 503);
+    let after = scrape_at(&base).await;
+    assert_eq!(value(&after, capacity), value(&before, capacity) + 1.0);
+    app.stop().await.expect("clean stop");
+}
