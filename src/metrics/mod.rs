@@ -5,12 +5,16 @@
 //! namespace's [`NamespaceMetrics`]), and counts are relaxed atomics. Numbers that already
 //! exist elsewhere are read when scraped instead of counted twice: Engine.IO traffic from
 //! engineioxide's per-thread counters, sockets connected from the live sockets, the Redis link
-//! from its status.
+//! from its status, TCP refusals from the connection gate. Engine.IO traffic, queue drops and
+//! broadcast sizes are counted by the vendored engineioxide and socketioxide for the whole
+//! process (one node per process in production; several test servers in one process share
+//! them).
 //!
 //! - [`labels`]: the closed sets of label values;
 //! - [`namespace`]: the handles of one namespace;
 //! - [`sharded`]: counters each thread adds to on its own cache line;
-//! - [`traffic`], [`census`], [`process`], [`redis`]: what is read when scraped.
+//! - [`webhook`]: the webhook's calls, failures and latency;
+//! - [`traffic`], [`census`], [`refusals`], [`process`], [`redis`]: what is read when scraped.
 //!
 //! This module sits below [`crate::relay`] and imports nothing above it.
 
@@ -73,7 +77,7 @@ fn observe_fanout(recipients: usize) {
 pub struct Metrics {
     registry: Registry,
     namespaces: Vec<Arc<NamespaceMetrics>>,
-    /// The handles of namespaces not known at startup (also the last of `namespaces`).
+    /// The handles of namespaces not known at startup (also among `namespaces`).
     other: Arc<NamespaceMetrics>,
     refused: [Counter; RefusalCause::ALL.len()],
     /// Plain WebSocket frames dropped on full queues (Engine.IO's are counted in engineioxide).
