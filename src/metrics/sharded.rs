@@ -1,5 +1,8 @@
 //! Counters each thread adds to on its own cache line, summed when read: for the counts that
-//! move with every frame, which a shared atomic would make the worker threads contend on.
+//! move with every frame or event, which a shared atomic would make the worker threads contend
+//! on. Each of the first [`SHARDS`] threads that count owns a shard index, the same in every
+//! counter, and is the only writer of its shards: it adds with a plain load and store instead of
+//! a locked read-modify-write. Later threads share one more shard and add atomically.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -8,7 +11,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 
-/// Shards per counter set; threads beyond this many share them (still correct).
+/// Threads that own a shard; those beyond share the last one.
 const SHARDS: usize = 16;
 
 static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
@@ -17,16 +20,26 @@ thread_local! {
     static SHARD: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 
-/// This thread's shard index, assigned on first use.
+/// This thread's shard index, assigned on first use: below [`SHARDS`] it is the thread's
+/// own, [`SHARDS`] is the shared one.
 fn shard_index() -> usize {
     SHARD.with(|shard| {
         let mut index = shard.get();
         if index == usize::MAX {
-            index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            index = NEXT_SHARD.fetch_add(1, Ordering::Relaxed).min(SHARDS);
             shard.set(index);
         }
         index
     })
+}
+
+/// Adds `n` to `counter` of shard `index`: a load and a store in a shard its thread owns.
+fn add(counter: &AtomicU64, n: u64, index: usize) {
+    if index < SHARDS {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    } else {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
 }
 
 /// One thread's counts: frames and bytes received, frames and bytes sent.
@@ -37,7 +50,7 @@ struct Shard([AtomicU64; 4]);
 /// Plain WebSocket frames and bytes, both ways.
 #[derive(Debug, Default)]
 pub struct PlainTraffic {
-    shards: [Shard; SHARDS],
+    shards: [Shard; SHARDS + 1],
 }
 
 /// Frames and bytes one way.
@@ -51,9 +64,10 @@ pub struct FrameCount {
 
 impl PlainTraffic {
     fn add(&self, slot: usize, frames: usize, bytes: usize) {
-        let shard = &self.shards[shard_index()];
-        shard.0[slot].fetch_add(frames as u64, Ordering::Relaxed);
-        shard.0[slot + 1].fetch_add(bytes as u64, Ordering::Relaxed);
+        let index = shard_index();
+        let shard = &self.shards[index];
+        add(&shard.0[slot], frames as u64, index);
+        add(&shard.0[slot + 1], bytes as u64, index);
     }
 
     /// Counts a frame read.
@@ -94,12 +108,13 @@ struct Padded(AtomicU64);
 /// A Prometheus counter each thread adds to on its own cache line: for the counts every event
 /// moves, which worker threads would otherwise take turns owning.
 #[derive(Debug, Clone, Default)]
-pub struct ShardedCounter(Arc<[Padded; SHARDS]>);
+pub struct ShardedCounter(Arc<[Padded; SHARDS + 1]>);
 
 impl ShardedCounter {
     /// Adds one.
     pub fn inc(&self) {
-        self.0[shard_index()].0.fetch_add(1, Ordering::Relaxed);
+        let index = shard_index();
+        add(&self.0[index].0, 1, index);
     }
 
     /// The sum of every thread's count.
@@ -122,5 +137,29 @@ impl EncodeMetric for ShardedCounter {
 
     fn metric_type(&self) -> MetricType {
         Self::TYPE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_count_is_lost_with_more_threads_than_shards() {
+        let counter = ShardedCounter::default();
+        let threads: Vec<_> = (0..SHARDS + 8)
+            .map(|_| {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        counter.inc();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread ran");
+        }
+        assert_eq!(counter.get(), (SHARDS as u64 + 8) * 1000);
     }
 }
