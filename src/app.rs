@@ -52,6 +52,10 @@ pub fn router<A: Adapter>(
             &config.static_dir,
             &config.path,
         ))
+        .merge(static_files::admin_ui_router(
+            &config.static_dir,
+            config.admin_ui,
+        ))
         .merge(static_files::router(&config.static_dir));
     if config.profile == Profile::Conformance {
         let echo = EngineIoService::with_config(Arc::new(EchoHandler), engine_echo_config(config));
@@ -98,6 +102,7 @@ pub fn memory_router(config: Config) -> Result<Router, WebhookSetupError> {
         .build_svc();
     // In memory, a namespace's adapter initialisation has nothing to wait for.
     let _initialised = crate::socketio::register(&io, &config, &relay);
+    let _admin = crate::admin::register(&io, &config, &relay);
     Ok(router(&config, &relay, (service, &io), None))
 }
 

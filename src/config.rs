@@ -234,6 +234,41 @@ pub struct Config {
     #[arg(long, env = "IORELAY_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<Secret>,
 
+    /// Serve the official Socket.IO Admin UI at `/admin/` and speak its protocol on the
+    /// `--admin-ui-namespace`.
+    #[arg(long, env = "IORELAY_ADMIN_UI")]
+    pub admin_ui: bool,
+
+    /// What the Admin UI is sent: `development` adds the socket list, its live updates and
+    /// every event; `production` only the server statistics.
+    #[arg(
+        long,
+        env = "IORELAY_ADMIN_UI_MODE",
+        value_enum,
+        default_value = "development"
+    )]
+    pub admin_ui_mode: AdminUiMode,
+
+    /// User name the Admin UI logs in with.
+    #[arg(long, env = "IORELAY_ADMIN_UI_USERNAME", default_value = "admin")]
+    pub admin_ui_username: String,
+
+    /// bcrypt hash (`$2a$`, `$2b$` or `$2y$`) of the Admin UI's password.
+    #[arg(long, env = "IORELAY_ADMIN_UI_PASSWORD_HASH", hide_env_values = true)]
+    pub admin_ui_password_hash: Option<Secret>,
+
+    /// Let the Admin UI in without a login; refused unless `--host` is a loopback address.
+    #[arg(long, env = "IORELAY_ADMIN_UI_NO_AUTH")]
+    pub admin_ui_no_auth: bool,
+
+    /// Namespace of the Admin UI's protocol.
+    #[arg(long, env = "IORELAY_ADMIN_UI_NAMESPACE", default_value = "/admin")]
+    pub admin_ui_namespace: String,
+
+    /// This node's name in the Admin UI's server list (default: the host name).
+    #[arg(long, env = "IORELAY_ADMIN_UI_SERVER_ID")]
+    pub admin_ui_server_id: Option<String>,
+
     /// A preset that overrides the options above for a purpose.
     #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
     pub profile: Profile,
@@ -332,6 +367,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// How much the Admin UI is told (the Node package's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdminUiMode {
+    /// Server statistics, the socket list and every live update.
+    Development,
+    /// Server statistics only, for busy nodes.
+    Production,
+}
+
 /// A preset of server behaviour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
@@ -400,6 +444,31 @@ pub enum ConfigError {
         "invalid value '*' for '--cors-origin': a wildcard origin cannot be used with '--cors-credentials'"
     )]
     WildcardWithCredentials,
+    /// `--admin-ui` with neither a password hash nor `--admin-ui-no-auth`.
+    #[error(
+        "'--admin-ui' needs '--admin-ui-password-hash' (a bcrypt hash of the admin password), \
+         or '--admin-ui-no-auth' for a node listening on a loopback '--host' only"
+    )]
+    AdminUiWithoutLogin,
+    /// `--admin-ui-no-auth` on a host other clients can reach.
+    #[error(
+        "'--admin-ui-no-auth' is refused with '--host {0}': anyone who reaches the port could act \
+         on every socket; listen on 127.0.0.1 or ::1, or set '--admin-ui-password-hash'"
+    )]
+    AdminUiOpenHost(IpAddr),
+    /// Both a password hash and `--admin-ui-no-auth`.
+    #[error(
+        "'--admin-ui-password-hash' and '--admin-ui-no-auth' cannot be used together: pick one"
+    )]
+    AdminUiTwoLogins,
+    /// A password hash that is not a bcrypt hash.
+    #[error(
+        "invalid value for '--admin-ui-password-hash': expected a bcrypt hash such as '$2b$10$...' ({0})"
+    )]
+    AdminUiPasswordHash(String),
+    /// An `--admin-ui-namespace` that is not a path of its own.
+    #[error("invalid value '{0}' for '--admin-ui-namespace': {1}")]
+    AdminUiNamespace(String, &'static str),
 }
 
 /// `http://host...` or `https://host...` with a non-empty host.
@@ -483,6 +552,7 @@ impl Config {
         }
         self.check_plain_websocket()?;
         self.check_app_integration()?;
+        self.check_admin_ui()?;
         if self
             .metrics_token
             .as_ref()
@@ -575,6 +645,34 @@ impl Config {
         }
         self.namespaces.sort();
         self.namespaces.dedup();
+        Ok(())
+    }
+
+    fn check_admin_ui(&self) -> Result<(), ConfigError> {
+        if !self.admin_ui {
+            return Ok(());
+        }
+        match (&self.admin_ui_password_hash, self.admin_ui_no_auth) {
+            (Some(_), true) => return Err(ConfigError::AdminUiTwoLogins),
+            (None, false) => return Err(ConfigError::AdminUiWithoutLogin),
+            (None, true) if !self.host.is_loopback() => {
+                return Err(ConfigError::AdminUiOpenHost(self.host));
+            }
+            (Some(hash), false) => {
+                hash.expose()
+                    .parse::<bcrypt::HashParts>()
+                    .map_err(|error| ConfigError::AdminUiPasswordHash(error.to_string()))?;
+            }
+            (None, true) => {}
+        }
+        let namespace = &self.admin_ui_namespace;
+        let refuse = |why| Err(ConfigError::AdminUiNamespace(namespace.clone(), why));
+        if !namespace.starts_with('/') || namespace.contains(['?', '#', ',', ' ']) {
+            return refuse("expected a path such as '/admin'");
+        }
+        if namespace == "/" || namespace == "/chat" || self.namespaces.contains(namespace) {
+            return refuse("that namespace is already served");
+        }
         Ok(())
     }
 
@@ -815,6 +913,58 @@ mod tests {
         assert!("proxy".parse::<ProxyNetwork>().is_err());
         let mapped: ProxyNetwork = "127.0.0.1".parse().expect("valid");
         assert!(mapped.contains("::ffff:127.0.0.1".parse().expect("ip")));
+    }
+
+    #[test]
+    fn admin_ui_needs_a_login_or_a_loopback_host() {
+        let hash = bcrypt::hash("pw", 4).expect("hash");
+        let hash = hash.as_str();
+        let config = parse(&["--admin-ui", "--admin-ui-password-hash", hash]).expect("valid");
+        assert_eq!(config.admin_ui_mode, AdminUiMode::Development);
+        assert_eq!(config.admin_ui_username, "admin");
+        assert_eq!(config.admin_ui_namespace, "/admin");
+        assert!(
+            !format!("{config:?}").contains(hash),
+            "the hash is a secret"
+        );
+        assert_eq!(
+            parse(&["--admin-ui"]).unwrap_err(),
+            ConfigError::AdminUiWithoutLogin
+        );
+        assert_eq!(
+            parse(&["--admin-ui", "--admin-ui-no-auth"]).unwrap_err(),
+            ConfigError::AdminUiOpenHost("0.0.0.0".parse().expect("ip"))
+        );
+        assert!(parse(&["--admin-ui", "--admin-ui-no-auth", "--host", "127.0.0.1"]).is_ok());
+        assert!(parse(&["--admin-ui", "--admin-ui-no-auth", "--host", "::1"]).is_ok());
+        assert!(matches!(
+            parse(&["--admin-ui", "--admin-ui-password-hash", "hunter2"]),
+            Err(ConfigError::AdminUiPasswordHash(_))
+        ));
+        assert_eq!(
+            parse(&[
+                "--admin-ui",
+                "--admin-ui-password-hash",
+                hash,
+                "--admin-ui-no-auth"
+            ])
+            .unwrap_err(),
+            ConfigError::AdminUiTwoLogins
+        );
+        assert!(matches!(
+            parse(&[
+                "--admin-ui",
+                "--admin-ui-password-hash",
+                hash,
+                "--admin-ui-namespace",
+                "/chat"
+            ]),
+            Err(ConfigError::AdminUiNamespace(..))
+        ));
+        assert!(
+            parse(&["--admin-ui-no-auth"]).is_ok(),
+            "ignored without --admin-ui"
+        );
     }
 
     #[test]

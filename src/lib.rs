@@ -20,6 +20,7 @@
 //!   [`runtime`] sizes the async runtime all of the above run on.
 
 pub(crate) mod adapter;
+pub(crate) mod admin;
 pub(crate) mod api;
 pub mod app;
 pub mod config;

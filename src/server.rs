@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::adapter::{self, RedisConnectError, RedisStatus, RoomSharing};
+use crate::admin;
 use crate::app::{router, socket_io_builder};
 use crate::config::Config;
 use crate::heap;
@@ -108,6 +109,7 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
                 .with_state(relay.clone())
                 .build_svc();
             let _initialised = socketio::register(&io, &config, &relay);
+            let _admin = admin::register(&io, &config, &relay);
             let router = router(&config, &relay, (service, &io), None);
             App {
                 router,
@@ -140,7 +142,8 @@ async fn build_shared<D: Driver>(
         .with_state(relay.clone())
         .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(link))
         .build_svc();
-    let namespaces = socketio::register(&io, &config, &relay);
+    let mut namespaces = socketio::register(&io, &config, &relay);
+    namespaces.extend(admin::register(&io, &config, &relay));
     let router = router(&config, &relay, (service, &io), Some(status));
     // A namespace only accepts sockets once its adapter is initialised.
     for namespace in namespaces {

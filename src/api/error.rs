@@ -7,6 +7,8 @@ use http::StatusCode;
 use serde_json::json;
 use socketioxide_core::adapter::errors::BroadcastError;
 
+use crate::relay::membership::MembershipError;
+
 /// A refused or failed API request.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +30,15 @@ pub enum ApiError {
     /// Other nodes could not be reached (503).
     #[error("{0}")]
     Unavailable(String),
+}
+
+impl From<MembershipError> for ApiError {
+    fn from(error: MembershipError) -> Self {
+        match error {
+            MembershipError::UnknownNamespace(namespace) => ApiError::UnknownNamespace(namespace),
+            MembershipError::Unavailable(reason) => ApiError::Unavailable(reason),
+        }
+    }
 }
 
 impl From<JsonRejection> for ApiError {

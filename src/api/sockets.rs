@@ -13,7 +13,7 @@ use socketioxide::operators::BroadcastOperators;
 
 use super::{ApiError, ApiState, body, root};
 use crate::relay::client::{ClientState, socket_view};
-use crate::relay::plain_members::Selection;
+use crate::relay::membership::RoomChange;
 use crate::relay::webhook::SocketView;
 
 /// `POST /api/sockets/join` and `/leave`.
@@ -65,54 +65,36 @@ impl<A: Adapter> ApiState<A> {
             sockets.within(to.to_vec())
         })
     }
-
-    /// The plain members `to` names, on `/` only.
-    fn plain_targets(&self, namespace: &str, to: &[String]) -> Option<Selection> {
-        (namespace == "/").then(|| Selection {
-            rooms: to.to_vec(),
-            ..Selection::default()
-        })
-    }
 }
 
 pub(crate) async fn join<A: Adapter>(
     State(api): State<ApiState<A>>,
     request: Result<Json<RoomsRequest>, JsonRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    change_rooms(api, body(request)?, Change::Join).await
+    change_rooms(api, body(request)?, RoomChange::Join).await
 }
 
 pub(crate) async fn leave<A: Adapter>(
     State(api): State<ApiState<A>>,
     request: Result<Json<RoomsRequest>, JsonRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    change_rooms(api, body(request)?, Change::Leave).await
-}
-
-/// Whether sockets join rooms or leave them.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Join,
-    Leave,
+    change_rooms(api, body(request)?, RoomChange::Leave).await
 }
 
 async fn change_rooms<A: Adapter>(
     api: ApiState<A>,
     request: RoomsRequest,
-    change: Change,
+    change: RoomChange,
 ) -> Result<Json<Json_>, ApiError> {
-    let targets = api.targets(&request.namespace, &request.to)?;
-    if let Some(selection) = api.plain_targets(&request.namespace, &request.to) {
-        match change {
-            Change::Join => api.relay.plain.join_selected(&selection, &request.rooms),
-            Change::Leave => api.relay.plain.leave_selected(&selection, &request.rooms),
-        }
-    }
-    let done = match change {
-        Change::Join => targets.join(request.rooms).await,
-        Change::Leave => targets.leave(request.rooms).await,
-    };
-    done.map_err(|error| ApiError::Unavailable(error.to_string()))?;
+    api.relay
+        .change_rooms(
+            &api.io,
+            &request.namespace,
+            &request.to,
+            &request.rooms,
+            change,
+        )
+        .await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -121,13 +103,9 @@ pub(crate) async fn disconnect<A: Adapter>(
     request: Result<Json<DisconnectRequest>, JsonRejection>,
 ) -> Result<Json<Json_>, ApiError> {
     let request = body(request)?;
-    let targets = api.targets(&request.namespace, &request.to)?;
-    if let Some(selection) = api.plain_targets(&request.namespace, &request.to) {
-        api.relay.plain.disconnect_selected(&selection);
-    }
-    targets
-        .disconnect()
-        .await
+    api.relay
+        .disconnect_sockets(&api.io, &request.namespace, &request.to)
+        .await?
         .or_else(super::error::partial_delivery)?;
     Ok(Json(json!({ "ok": true })))
 }

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value as Json;
 
+use super::admin_feed::AdminFeed;
 use super::admission::{Admissions, Turnover};
 use super::auth::Authenticator;
 use super::binary;
@@ -23,7 +24,7 @@ use super::payload::{ChatMessage, EventArgs};
 use super::plain_members::{PlainMembers, Selection};
 use super::rate::{RateLimit, Verdict};
 use super::webhook::{EmitItem, Webhook, WebhookSetupError};
-use crate::config::{Config, Secret};
+use crate::config::{AdminUiMode, Config, Secret};
 use crate::metrics::Metrics;
 
 /// Who an emit reaches, in Socket.IO's terms: the members of `to` (rooms or socket ids; the
@@ -57,9 +58,9 @@ pub struct Relay {
     pub webhook: Option<Webhook>,
     /// Webhook calls nothing waits on (`disconnect`); shutdown waits for them.
     pub background: TaskTracker,
-    /// Whether there is an app (a webhook or the server API): then every socket is in a room
-    /// named after its id, as in Node socket.io, so the app can address it, and keeps its
-    /// handshake for the app to see.
+    /// Whether there is an app (a webhook or the server API) or the Admin UI: then every socket
+    /// is in a room named after its id, as in Node socket.io, so they can address it, and keeps
+    /// its handshake to show.
     pub id_rooms: bool,
     /// Handshake authentication.
     pub auth: Authenticator,
@@ -73,6 +74,8 @@ pub struct Relay {
     pub plain: Arc<PlainMembers>,
     /// What the node counts, for `GET /metrics` and the Admin UI.
     pub metrics: Arc<Metrics>,
+    /// What the Admin UI hears of the sockets; `None` without `--admin-ui`.
+    pub admin: Option<AdminFeed>,
 }
 
 impl Relay {
@@ -101,7 +104,8 @@ impl Relay {
         let webhook = Webhook::from_config(config, &plain.node, metrics.webhook())?;
         Ok(Arc::new(Relay {
             events,
-            id_rooms: webhook.is_some() || config.api_key.is_some(),
+            // The Admin UI addresses one socket as Node does, by the room named after its id.
+            id_rooms: webhook.is_some() || config.api_key.is_some() || config.admin_ui,
             background: TaskTracker::new(),
             webhook,
             auth: Authenticator::new(
@@ -116,6 +120,9 @@ impl Relay {
             admissions: Admissions::new(config.max_connections, config.connect_timeout()),
             plain,
             metrics,
+            admin: config
+                .admin_ui
+                .then(|| AdminFeed::new(config.admin_ui_mode == AdminUiMode::Development)),
         }))
     }
 

@@ -8,8 +8,11 @@
 //! - [`plain_members`], [`bridge`]: this node's plain WebSocket members, and theirs on other
 //!   nodes through Redis;
 //! - [`delivery`]: the [`Relay`] service every handler calls;
-//! - [`webhook`], [`binary`]: the app's event webhook, and arguments as JSON for it.
+//! - [`webhook`], [`binary`]: the app's event webhook, and arguments as JSON for it;
+//! - [`membership`]: joining, leaving and disconnecting the sockets rooms pick, on every node;
+//! - [`admin_feed`]: what the Admin UI hears of the sockets.
 
+pub(crate) mod admin_feed;
 pub(crate) mod admission;
 pub(crate) mod auth;
 pub(crate) mod binary;
@@ -19,6 +22,7 @@ pub(crate) mod client;
 pub(crate) mod delivery;
 pub(crate) mod events;
 pub(crate) mod handshake;
+pub(crate) mod membership;
 pub mod payload;
 pub(crate) mod plain_members;
 pub(crate) mod rate;

@@ -97,14 +97,20 @@ pub async fn on_connect<A: Adapter>(
     };
     relay.socket_connected(&client);
     client.metrics.connected(transport_label(&socket));
+    if let Some(admin) = &relay.admin {
+        admin.socket_connected(&socket, client.data());
+    }
     connection_log::connected(&socket, &client.address);
     if client.namespace.is_some_and(|ns| ns.welcome) {
         let welcome = Welcome {
             text: "Welcome to iorelay",
             id: socket.id.as_str(),
         };
-        if let Err(error) = socket.emit("message", &welcome) {
-            tracing::debug!(sid = %socket.id, %error, "welcome not sent");
+        match socket.emit("message", &welcome) {
+            Ok(()) => handlers::sent(&relay, &socket, "message", || {
+                rmpv::ext::to_value(&welcome).into_iter().collect()
+            }),
+            Err(error) => tracing::debug!(sid = %socket.id, %error, "welcome not sent"),
         }
     }
     forward::after_connect(&socket, &io, &relay, &client).await;
@@ -121,6 +127,9 @@ async fn on_disconnect<A: Adapter>(
     };
     relay.socket_disconnected(&client);
     client.metrics.disconnected(forward::reason_name(reason));
+    if let Some(admin) = &relay.admin {
+        admin.socket_disconnected(&socket, forward::reason_name(reason));
+    }
     connection_log::disconnected(&socket, &client.address, reason);
     forward::disconnected(&socket, &io, &relay, &client, reason);
     if client.namespace.is_some_and(|ns| ns.presence) {

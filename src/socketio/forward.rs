@@ -9,6 +9,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 
+use super::handlers;
 use super::ordering::InOrder;
 use super::request::EventRequest;
 use crate::relay::Relay;
@@ -194,17 +195,44 @@ async fn apply<A: Adapter>(
         client.merge_data(data);
     }
     if !answer.join.is_empty() {
+        // The Admin UI hears of the rooms the socket was not in yet, as Node's adapter tells.
+        let joined: Vec<String> = match &relay.admin {
+            Some(admin) if admin.is_live() => {
+                let rooms = socket.rooms();
+                answer
+                    .join
+                    .iter()
+                    .filter(|room| !rooms.iter().any(|r| r == room.as_str()))
+                    .cloned()
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         socket.join(answer.join);
+        if let Some(admin) = &relay.admin {
+            for room in joined {
+                admin.room_joined(socket.ns(), &room, socket.id.as_str());
+            }
+        }
     }
     for room in answer.leave {
+        let was_member = relay.admin.as_ref().is_some_and(|admin| admin.is_live())
+            && socket.rooms().iter().any(|r| *r == room);
+        if let (Some(admin), true) = (&relay.admin, was_member) {
+            admin.room_left(socket.ns(), &room, socket.id.as_str());
+        }
         socket.leave(room);
     }
     for item in &answer.emit {
         if item.to.is_none() && !item.broadcast {
             match binary::args_from_json(&item.args) {
                 Ok(args) => {
-                    if let Err(error) = socket.emit(item.event.as_str(), &EventArgs(args)) {
-                        tracing::debug!(sid = %socket.id, %error, "app's emit not sent");
+                    let args = EventArgs(args);
+                    match socket.emit(item.event.as_str(), &args) {
+                        Ok(()) => handlers::sent(relay, socket, &item.event, || args.0),
+                        Err(error) => {
+                            tracing::debug!(sid = %socket.id, %error, "app's emit not sent")
+                        }
                     }
                 }
                 Err(error) => {

@@ -14,7 +14,7 @@ use crate::relay::chat::{ChatReply, RoomLimitError, chat_message};
 use crate::relay::client::ClientState;
 use crate::relay::delivery::room_members;
 use crate::relay::events::{BuiltinEvent, Route};
-use crate::relay::payload::{Presence, RoomAck};
+use crate::relay::payload::{EventArgs, Presence, RoomAck};
 use crate::relay::room::RoomName;
 
 /// Sends every argument back to the sender as `message`.
@@ -30,8 +30,10 @@ pub async fn on_message<A: Adapter>(
         return;
     };
     tracing::info!(sid = %socket.id, args = args.0.len(), "message received");
-    if let Err(error) = socket.emit("message", &args) {
-        tracing::debug!(sid = %socket.id, %error, "message echo not sent");
+    received(&relay, &socket, "message", &args);
+    match socket.emit("message", &args) {
+        Ok(()) => sent(&relay, &socket, "message", || args.0),
+        Err(error) => tracing::debug!(sid = %socket.id, %error, "message echo not sent"),
     }
 }
 
@@ -43,6 +45,7 @@ pub async fn on_echo<A: Adapter>(
 ) {
     let route = Route::Builtin(BuiltinEvent::Echo);
     if let Some(args) = request.accept(&socket, &relay, route).await {
+        received(&relay, &socket, "echo", &args);
         request.reply(&socket, &args);
     }
 }
@@ -66,6 +69,9 @@ pub async fn on_join<A: Adapter>(
         return request.reply_error(&socket, &RoomLimitError(max_rooms));
     }
     socket.join(room.as_str().to_owned());
+    if let (Some(admin), false) = (&relay.admin, already_in) {
+        admin.room_joined(socket.ns(), room.as_str(), socket.id.as_str());
+    }
     tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "joined room");
     room_changed(&socket, &io, &relay, &mut request, &room, true).await;
 }
@@ -83,6 +89,9 @@ pub async fn on_leave<A: Adapter>(
     };
     let was_member = socket.rooms().iter().any(|r| r == room.as_str());
     socket.leave(room.as_str().to_owned());
+    if let (Some(admin), true) = (&relay.admin, was_member) {
+        admin.room_left(socket.ns(), room.as_str(), socket.id.as_str());
+    }
     tracing::debug!(sid = %socket.id, ns = socket.ns(), %room, "left room");
     room_changed(&socket, &io, &relay, &mut request, &room, was_member).await;
 }
@@ -100,6 +109,7 @@ pub async fn on_chat<A: Adapter>(
     else {
         return;
     };
+    received(&relay, &socket, "chat", &args);
     let client = request.client();
     let user = client.and_then(ClientState::user_id);
     let shares_plain_rooms = client.is_some_and(ClientState::shares_plain_rooms);
@@ -134,6 +144,7 @@ pub async fn on_unhandled<A: Adapter>(
     let Some(args) = request.accept(&socket, &relay, route).await else {
         return;
     };
+    received(&relay, &socket, &event, &args);
     match route {
         Route::Webhook => forward::event(&socket, &io, &relay, &event, args, &mut request).await,
         Route::Builtin(_) | Route::Unhandled => {
@@ -151,6 +162,7 @@ async fn requested_room<A: Adapter>(
     event: BuiltinEvent,
 ) -> Option<RoomName> {
     let args = request.accept(socket, relay, Route::Builtin(event)).await?;
+    received(relay, socket, event.name(), &args);
     RoomName::parse(args.first(), relay.limits.max_room_name_chars)
         .inspect_err(|error| request.reply_error(socket, error))
         .ok()
@@ -208,5 +220,25 @@ pub async fn announce<A: Adapter>(socket: &SocketRef<A>, room: &str, audience: A
     let presence = Presence { room, members };
     if let Err(error) = operators.emit("presence", &presence).await {
         tracing::warn!(sid = %socket.id, room, %error, "presence not delivered");
+    }
+}
+
+/// Tells the Admin UI (development mode) that the socket sent `event` with `args`.
+pub fn received<A: Adapter>(relay: &Relay, socket: &SocketRef<A>, event: &str, args: &EventArgs) {
+    if let Some(admin) = &relay.admin {
+        admin.event_received(socket.ns(), socket.id.as_str(), event, &args.0);
+    }
+}
+
+/// Tells the Admin UI (development mode) that `event` went to the socket alone; `args` are
+/// made only when it listens.
+pub fn sent<A: Adapter>(
+    relay: &Relay,
+    socket: &SocketRef<A>,
+    event: &str,
+    args: impl FnOnce() -> Vec<rmpv::Value>,
+) {
+    if let Some(admin) = relay.admin.as_ref().filter(|admin| admin.is_live()) {
+        admin.event_sent(socket.ns(), socket.id.as_str(), event, &args());
     }
 }

@@ -7,7 +7,7 @@ mod connect;
 mod connection_log;
 mod forward;
 
-pub(crate) use forward::server_closing;
+pub(crate) use forward::{reason_name, server_closing};
 mod handlers;
 pub mod inspect;
 pub(crate) mod ordering;
