@@ -149,6 +149,12 @@ impl SioClient {
         .await
     }
 
+    /// Waits for the server to disconnect the namespace, skipping other packets.
+    pub async fn expect_disconnect(&mut self) {
+        self.take(|packet| matches!(packet, Packet::Disconnect).then_some(()))
+            .await;
+    }
+
     /// Returns the arguments of the next acknowledgement if one arrives within `wait`.
     pub async fn maybe_ack(&mut self, wait: Duration) -> Option<Vec<Value>> {
         let queued = self

@@ -1,5 +1,6 @@
 //! Integration tests: the real server on 127.0.0.1:0, driven over HTTP and raw Engine.IO.
 
+mod admin;
 mod cli;
 mod client;
 mod cluster;
