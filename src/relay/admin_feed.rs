@@ -178,6 +178,15 @@ impl AdminFeed {
         }
     }
 
+    /// The app has changed socket `id`'s `socket.data` (Node's UI hears of it through a proxy
+    /// on `socket.data`).
+    pub fn data_updated(&self, namespace: &str, id: &str, data: Map<String, Json>) {
+        if self.is_live() {
+            let socket = json!({ "id": id, "nsp": namespace, "data": data });
+            self.send(AdminUpdate::SocketUpdated(socket));
+        }
+    }
+
     /// Socket `id` has joined `room`.
     pub fn room_joined(&self, namespace: &str, room: &str, id: &str) {
         if self.is_live() {
@@ -476,5 +485,14 @@ mod tests {
         assert_eq!(joined.event(), "room_joined");
         let received = updates.try_recv().expect("received").into_args();
         assert_eq!(received[2], json!(["chat", "hi"]));
+        let mut data = Map::new();
+        data.insert("score".into(), json!(3));
+        feed.data_updated("/", "a", data);
+        let updated = updates.try_recv().expect("updated");
+        assert_eq!(updated.event(), "socket_updated");
+        assert_eq!(
+            updated.into_args(),
+            [json!({ "id": "a", "nsp": "/", "data": { "score": 3 } })]
+        );
     }
 }

@@ -193,6 +193,9 @@ async fn apply<A: Adapter>(
 ) {
     if let Some(data) = answer.data {
         client.merge_data(data);
+        if let Some(admin) = &relay.admin {
+            admin.data_updated(socket.ns(), socket.id.as_str(), client.data());
+        }
     }
     if !answer.join.is_empty() {
         // The Admin UI hears of the rooms the socket was not in yet, as Node's adapter tells.
