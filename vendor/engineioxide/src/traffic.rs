@@ -151,7 +151,10 @@ pub fn sessions() -> Sessions {
     }
 }
 
-/// Counts a packet refused because its socket's queue was full.
+/// Counts a packet refused because its socket's queue was full. Out of line: it sits on the
+/// failure path of every send to a socket, which should stay as small as it was.
+#[cold]
+#[inline(never)]
 pub(crate) fn queue_full() {
     DROPPED_QUEUE_FULL.fetch_add(1, Ordering::Relaxed);
 }
