@@ -93,8 +93,13 @@ impl Relay {
             config.namespaces.clone(),
         );
         let served = NAMESPACES.iter().map(|namespace| namespace.path);
+        let admin = config
+            .admin_ui
+            .then_some(config.admin_ui_namespace.as_str());
         let metrics = Arc::new(Metrics::new(
-            served.chain(events.app_namespaces().iter().map(String::as_str)),
+            served
+                .chain(events.app_namespaces().iter().map(String::as_str))
+                .chain(admin),
         ));
         let plain = Arc::new(PlainMembers::new(
             config.max_buffer_size,
