@@ -269,6 +269,35 @@ pub struct Config {
     #[arg(long, env = "IORELAY_ADMIN_UI_SERVER_ID")]
     pub admin_ui_server_id: Option<String>,
 
+    /// Packet encoding: Socket.IO's default text parser, or MessagePack as the npm
+    /// `socket.io-msgpack-parser` writes it (every client must use the same one).
+    #[arg(long, env = "IORELAY_PARSER", value_enum, default_value = "default")]
+    pub parser: PacketParser,
+
+    /// Compress long-polling responses with gzip or deflate when the client accepts it
+    /// (Node's `httpCompression`); `--http-compression false` turns it off.
+    #[arg(
+        long,
+        env = "IORELAY_HTTP_COMPRESSION",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub http_compression: bool,
+
+    /// Smallest polling response, in bytes, that is compressed.
+    #[arg(long, env = "IORELAY_HTTP_COMPRESSION_THRESHOLD", default_value_t = 1024)]
+    pub http_compression_threshold: usize,
+
+    /// Offer the WebSocket `permessage-deflate` extension (off by default, as in Node 4.x).
+    #[arg(long, env = "IORELAY_PER_MESSAGE_DEFLATE")]
+    pub per_message_deflate: bool,
+
+    /// Smallest WebSocket message, in bytes, that is compressed with `--per-message-deflate`.
+    #[arg(long, env = "IORELAY_PER_MESSAGE_DEFLATE_THRESHOLD", default_value_t = 1024)]
+    pub per_message_deflate_threshold: usize,
+
     /// A preset that overrides the options above for a purpose.
     #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
     pub profile: Profile,
@@ -383,6 +412,17 @@ pub enum Profile {
     Default,
     /// What the official Socket.IO v5 and Engine.IO v4 protocol test suites expect.
     Conformance,
+    /// What socket.io-client's own test suite expects of its fixture server.
+    ClientSuite,
+}
+
+/// How Socket.IO packets are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PacketParser {
+    /// Socket.IO's text format, with binary attachments.
+    Default,
+    /// MessagePack, as the npm `socket.io-msgpack-parser` encodes packets.
+    Msgpack,
 }
 
 /// A configuration that cannot be served, named by the option at fault.
@@ -505,6 +545,14 @@ impl Config {
             self.ping_interval_ms = 300;
             self.ping_timeout_ms = 200;
             self.connect_timeout_ms = 1_000;
+            self.max_http_buffer_size = 1_000_000;
+            self.tick_interval_ms = 0;
+        }
+        if self.profile == Profile::ClientSuite {
+            // The fixture's `pingInterval`; the rest are Node's defaults, which it keeps.
+            self.ping_interval_ms = 2_000;
+            self.ping_timeout_ms = 20_000;
+            self.connect_timeout_ms = 45_000;
             self.max_http_buffer_size = 1_000_000;
             self.tick_interval_ms = 0;
         }
@@ -835,6 +883,28 @@ mod tests {
             ConfigError::ZeroDuration("ping-timeout-ms")
         );
         assert!(parse(&["--path", "socket.io"]).is_err());
+    }
+
+    #[test]
+    fn compression_and_parser_take_node_defaults_and_can_be_turned_off() {
+        let config = parse(&[]).expect("valid");
+        assert_eq!(config.parser, PacketParser::Default);
+        assert!(config.http_compression);
+        assert_eq!(config.http_compression_threshold, 1024);
+        assert!(!config.per_message_deflate);
+        let config = parse(&[
+            "--parser",
+            "msgpack",
+            "--http-compression",
+            "false",
+            "--per-message-deflate",
+        ])
+        .expect("valid");
+        assert_eq!(config.parser, PacketParser::Msgpack);
+        assert!(!config.http_compression);
+        assert!(config.per_message_deflate);
+        let bare = parse(&["--http-compression"]).expect("valid");
+        assert!(bare.http_compression);
     }
 
     #[test]
