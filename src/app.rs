@@ -18,6 +18,7 @@ use crate::adapter::RedisStatus;
 use crate::api;
 use crate::config::{Config, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
+use crate::http::compression::{self, PollingCompression};
 use crate::http::guard::{self, RealtimeGuard};
 use crate::http::{health, metrics, request_head, static_files};
 use crate::plain_ws::{self, PlainEndpoint};
@@ -36,10 +37,11 @@ pub fn router<A: Adapter>(
     redis: Option<RedisStatus>,
 ) -> Router {
     let mut realtime_paths = vec![config.path.clone()];
-    let mut router = Router::new()
+    let socket_io = Router::new()
         .route_service(&config.path, io_service)
         // Only the Socket.IO route: each socket keeps its request's parts for its lifetime.
-        .route_layer(middleware::from_fn(request_head::own))
+        .route_layer(middleware::from_fn(request_head::own));
+    let mut router = engine_io_layers(socket_io, config)
         .merge(health::router(
             io.clone(),
             relay.clone(),
@@ -59,7 +61,10 @@ pub fn router<A: Adapter>(
         .merge(static_files::router(&config.static_dir));
     if config.profile == Profile::Conformance {
         let echo = EngineIoService::with_config(Arc::new(EchoHandler), engine_echo_config(config));
-        router = router.route_service(engine_echo::PATH, echo);
+        router = router.merge(engine_io_layers(
+            Router::new().route_service(engine_echo::PATH, echo),
+            config,
+        ));
         realtime_paths.push(engine_echo::PATH.to_owned());
     }
     let endpoint = PlainEndpoint {
@@ -73,6 +78,21 @@ pub fn router<A: Adapter>(
     }
     let guard = RealtimeGuard::new(config.clone(), realtime_paths, relay.clone());
     router.layer(middleware::from_fn_with_state(guard, guard::check))
+}
+
+/// What Node's engine.io options add to an Engine.IO route (`router` holds only that route):
+/// compressed polling responses (`httpCompression`).
+fn engine_io_layers(router: Router, config: &Config) -> Router {
+    if !config.http_compression {
+        return router;
+    }
+    let compression = PollingCompression {
+        threshold: config.http_compression_threshold,
+    };
+    router.route_layer(middleware::from_fn_with_state(
+        compression,
+        compression::compress,
+    ))
 }
 
 /// `/metrics` on the public port unless `--no-metrics` or `--metrics-listen` moves it away.

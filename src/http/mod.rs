@@ -1,5 +1,6 @@
 //! Plain HTTP served beside Socket.IO on the same port.
 
+pub mod compression;
 pub mod connections;
 pub mod deadlines;
 pub mod guard;
