@@ -2,6 +2,7 @@
 //! declares them.
 
 pub(crate) mod arguments;
+mod client_suite;
 pub(crate) mod conformance;
 mod connect;
 mod connection_log;
@@ -43,5 +44,6 @@ pub(crate) fn register<A: DefinedAdapter + Adapter>(
                 .collect()
         }
         Profile::Conformance => conformance::register(io),
+        Profile::ClientSuite => client_suite::register(io),
     }
 }
