@@ -37,10 +37,13 @@ pub fn router<A: Adapter>(
     redis: Option<RedisStatus>,
 ) -> Router {
     let mut realtime_paths = vec![config.path.clone()];
-    let socket_io = Router::new()
+    let mut socket_io = Router::new()
         .route_service(&config.path, io_service)
         // Only the Socket.IO route: each socket keeps its request's parts for its lifetime.
         .route_layer(middleware::from_fn(request_head::own));
+    if config.profile == Profile::ClientSuite {
+        socket_io = crate::socketio::client_suite::delay_handshakes(socket_io);
+    }
     let mut router = engine_io_layers(socket_io, config)
         .merge(health::router(
             io.clone(),

@@ -12,8 +12,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::{Acquire, Release};
+use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Query};
+use axum::Router;
+use axum::extract::{ConnectInfo, Query, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use rmpv::Value as Arg;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -47,6 +51,28 @@ pub fn register<A: DefinedAdapter + Adapter>(io: &SocketIo<A>) -> Vec<A::InitRes
         io.ns("/abc", emit_handshake::<A>.with(keep_handshake::<A>)),
         io.ns("/no", on_connect::<A>.with(refuse_all::<A>)),
     ]
+}
+
+/// How long the fixture's `allowRequest` takes to accept a new Engine.IO session.
+const ALLOW_REQUEST_DELAY: Duration = Duration::from_millis(10);
+
+/// Adds the fixture's `allowRequest` to the Socket.IO route (`router` holds only that route):
+/// a handshake, by polling or WebSocket, is answered 10 ms late, so that a client whose
+/// `timeout` is 0 times out before the session opens, as the suite's timeout tests expect.
+/// Requests of an open session (`sid` in the query) are not delayed, as in Node.
+pub fn delay_handshakes(router: Router) -> Router {
+    router.route_layer(middleware::from_fn(allow_request))
+}
+
+async fn allow_request(request: Request, next: Next) -> Response {
+    let has_sid = request
+        .uri()
+        .query()
+        .is_some_and(|query| query.split('&').any(|pair| pair.starts_with("sid=")));
+    if !has_sid {
+        tokio::time::sleep(ALLOW_REQUEST_DELAY).await;
+    }
+    next.run(request).await
 }
 
 /// Why a socket may not join a namespace; the client reads the text in `connect_error`.

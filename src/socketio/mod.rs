@@ -2,7 +2,7 @@
 //! declares them.
 
 pub(crate) mod arguments;
-mod client_suite;
+pub(crate) mod client_suite;
 pub(crate) mod conformance;
 mod connect;
 mod connection_log;
