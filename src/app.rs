@@ -146,6 +146,8 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         // Every WebSocket keeps its read buffer allocated while idle; 1 KiB instead of 4 KiB
         // saves 3 KiB per connection, and larger messages are read in several chunks.
         .ws_read_buffer_size(1024);
+    // Connection state recovery: sessions and sent packets in memory.
+    let builder = crate::relay::recovery::with_memory_store(builder, config);
     match (
         config.allows(Transport::Polling),
         config.allows(Transport::Websocket),

@@ -298,6 +298,41 @@ pub struct Config {
     #[arg(long, env = "IORELAY_PER_MESSAGE_DEFLATE_THRESHOLD", default_value_t = 1024)]
     pub per_message_deflate_threshold: usize,
 
+    /// Connection state recovery, as Node's `connectionStateRecovery`: a client back within
+    /// `--recovery-max-disconnection-ms` gets its socket id, rooms and data, and the packets it
+    /// missed (see docs/connection-state-recovery.md).
+    #[arg(long, env = "IORELAY_CONNECTION_STATE_RECOVERY")]
+    pub connection_state_recovery: bool,
+
+    /// How long a disconnected client's session is kept, in milliseconds (Node's
+    /// `maxDisconnectionDuration`).
+    #[arg(
+        long,
+        env = "IORELAY_RECOVERY_MAX_DISCONNECTION_MS",
+        default_value_t = 120_000
+    )]
+    pub recovery_max_disconnection_ms: u64,
+
+    /// Whether a recovered socket skips the connect checks (the credentials and the connect
+    /// webhook), as Node's `skipMiddlewares`; `--recovery-skip-middlewares false` runs them again.
+    #[arg(
+        long,
+        env = "IORELAY_RECOVERY_SKIP_MIDDLEWARES",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub recovery_skip_middlewares: bool,
+
+    /// Bytes of sent packets kept per namespace for recovery; the oldest are dropped first.
+    #[arg(
+        long,
+        env = "IORELAY_RECOVERY_BUFFER_BYTES",
+        default_value_t = 64 * 1024 * 1024
+    )]
+    pub recovery_buffer_bytes: usize,
+
     /// A preset that overrides the options above for a purpose.
     #[arg(long, env = "IORELAY_PROFILE", value_enum, default_value = "default")]
     pub profile: Profile,
@@ -457,6 +492,12 @@ pub enum ConfigError {
     /// Both authentication modes at once.
     #[error("'--auth-token' and '--auth-secret' cannot be used together: pick one")]
     TwoAuthModes,
+    /// Recovery with rooms shared through Redis: each node's log would miss the packets the
+    /// other nodes send, and a client would be told it recovered while missing them.
+    #[error(
+        "'--connection-state-recovery' works on a single node for now: it cannot be used with '--redis-url'"
+    )]
+    RecoveryWithRedis,
     /// A limit that must be positive is zero.
     #[error("invalid value '0' for '--{0}': must be greater than 0")]
     ZeroLimit(&'static str),
@@ -573,6 +614,9 @@ impl Config {
         }
         if self.auth_token.is_some() && self.auth_secret.is_some() {
             return Err(ConfigError::TwoAuthModes);
+        }
+        if self.connection_state_recovery && self.redis_url.is_some() {
+            return Err(ConfigError::RecoveryWithRedis);
         }
         for (name, value) in [
             ("max-connections", self.max_connections),
@@ -883,6 +927,33 @@ mod tests {
             ConfigError::ZeroDuration("ping-timeout-ms")
         );
         assert!(parse(&["--path", "socket.io"]).is_err());
+    }
+
+    #[test]
+    fn recovery_is_off_by_default_with_node_options() {
+        let config = parse(&[]).expect("valid");
+        assert!(!config.connection_state_recovery);
+        assert_eq!(config.recovery_max_disconnection_ms, 120_000);
+        assert!(config.recovery_skip_middlewares);
+        let config = parse(&[
+            "--connection-state-recovery",
+            "--recovery-max-disconnection-ms",
+            "500",
+            "--recovery-skip-middlewares",
+            "false",
+        ])
+        .expect("valid");
+        assert!(config.connection_state_recovery);
+        assert_eq!(config.recovery_max_disconnection_ms, 500);
+        assert!(!config.recovery_skip_middlewares);
+        assert!(
+            parse(&[
+                "--connection-state-recovery",
+                "--redis-url",
+                "redis://127.0.0.1:6379"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

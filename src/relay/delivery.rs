@@ -76,6 +76,8 @@ pub struct Relay {
     pub metrics: Arc<Metrics>,
     /// What the Admin UI hears of the sockets; `None` without `--admin-ui`.
     pub admin: Option<AdminFeed>,
+    /// Connection state recovery's settings; `None` without `--connection-state-recovery`.
+    pub recovery: Option<super::recovery::RecoverySettings>,
 }
 
 impl Relay {
@@ -128,6 +130,7 @@ impl Relay {
             admin: config
                 .admin_ui
                 .then(|| AdminFeed::new(config.admin_ui_mode == AdminUiMode::Development)),
+            recovery: super::recovery::RecoverySettings::from_config(config),
         }))
     }
 

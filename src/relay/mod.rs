@@ -10,7 +10,8 @@
 //! - [`delivery`]: the [`Relay`] service every handler calls;
 //! - [`webhook`], [`binary`]: the app's event webhook, and arguments as JSON for it;
 //! - [`membership`]: joining, leaving and disconnecting the sockets rooms pick, on every node;
-//! - [`admin_feed`]: what the Admin UI hears of the sockets.
+//! - [`admin_feed`]: what the Admin UI hears of the sockets;
+//! - [`recovery`]: connection state recovery's sessions and packets on a single node.
 
 pub(crate) mod admin_feed;
 pub(crate) mod admission;
@@ -26,6 +27,7 @@ pub(crate) mod membership;
 pub mod payload;
 pub(crate) mod plain_members;
 pub(crate) mod rate;
+pub(crate) mod recovery;
 pub mod room;
 pub(crate) mod turnstile;
 pub(crate) mod webhook;

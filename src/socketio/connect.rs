@@ -18,6 +18,7 @@ use crate::relay::client::{ClientState, Transport};
 use crate::relay::events::{self, BuiltinEvent};
 use crate::relay::handshake::handshake;
 use crate::relay::payload::Welcome;
+use crate::relay::recovery;
 
 /// Connect middleware: checks the handshake's credentials, creates the socket's state and
 /// registers its namespace's handlers from the event table, all before the namespace CONNECT
@@ -37,10 +38,17 @@ pub async fn admit<A: Adapter>(
         relay.metrics.handshake_took(started.elapsed());
         tracing::info!(sid = %socket.id, ns = socket.ns(), %error, "connection refused");
     };
-    let user = relay
-        .auth
-        .verify(&auth)
-        .inspect_err(|e| refused(e, RefusalCause::Auth))?;
+    // Connection state recovery: the user and `socket.data` of the session the socket came
+    // back to; with `--recovery-skip-middlewares` (the default) the checks are not run again.
+    let recovered = recovery::recovered_identity(&socket);
+    let skip_checks = recovered.is_some() && relay.recovery.is_some_and(|r| r.skip_checks);
+    let user = match &recovered {
+        Some(identity) if skip_checks => identity.user.clone(),
+        _ => relay
+            .auth
+            .verify(&auth)
+            .inspect_err(|e| refused(e, RefusalCause::Auth))?,
+    };
     let namespace = events::namespace(socket.ns());
     let handshake = handshake(socket.req_parts(), auth, relay.id_rooms);
     let client = Arc::new(ClientState::new(
@@ -51,9 +59,16 @@ pub async fn admit<A: Adapter>(
         relay.id_rooms,
         relay.metrics.namespace(socket.ns()),
     ));
-    forward::admit(&socket, &relay, &client)
-        .await
-        .inspect_err(|e| refused(e, RefusalCause::App))?;
+    if let Some(identity) = recovered {
+        client.merge_data(identity.data);
+    }
+    if !skip_checks {
+        forward::admit(&socket, &relay, &client)
+            .await
+            .inspect_err(|e| refused(e, RefusalCause::App))?;
+    }
+    // What a recovered socket gets back (no effect without recovery).
+    socket.set_session_state(client.clone());
     relay.metrics.handshake_took(started.elapsed());
     if relay.id_rooms {
         // As in Node, a socket id is a room: the app and the API address sockets by it.

@@ -114,9 +114,14 @@ impl<A: Adapter> Client<A> {
     }
 
     /// Propagate a packet to its target namespace
-    fn sock_propagate_packet(&self, packet: Packet, sid: Sid) -> Result<(), Error> {
+    fn sock_propagate_packet(
+        &self,
+        packet: Packet,
+        esocket: &SocketData<A>,
+        sid: Sid,
+    ) -> Result<(), Error> {
         if let Some(ns) = self.get_ns(&packet.ns) {
-            ns.recv(sid, packet.inner)
+            ns.recv(esocket.socket_id(&packet.ns, sid), packet.inner)
         } else {
             #[cfg(feature = "tracing")]
             tracing::debug!(?sid, "invalid namespace requested: {}", packet.ns);
@@ -219,6 +224,10 @@ pub struct SocketData<A: Adapter> {
 
     /// Used to store the [`SocketIo`] instance so it can be accessed by any sockets
     pub io: OnceLock<SocketIo<A>>,
+
+    /// The socket ids of the namespaces where this connection recovered an older socket (whose
+    /// id is not the engine socket's); unset until the first one.
+    recovered_ids: OnceLock<Box<RecoveredIds>>,
 }
 impl<A: Adapter> Default for SocketData<A> {
     fn default() -> Self {
@@ -226,6 +235,41 @@ impl<A: Adapter> Default for SocketData<A> {
             parser_state: ParserState::default(),
             connect_recv_tx: Mutex::new(None),
             io: OnceLock::new(),
+            recovered_ids: OnceLock::new(),
+        }
+    }
+}
+/// Namespaces and the recovered socket ids of one connection in them.
+type RecoveredIds = Mutex<Vec<(Str, Sid)>>;
+
+impl<A: Adapter> SocketData<A> {
+    /// The id of this connection's socket in namespace `ns`, `engine_id` unless it recovered an
+    /// older one there.
+    #[inline]
+    pub(crate) fn socket_id(&self, ns: &str, engine_id: Sid) -> Sid {
+        match self.recovered_ids.get() {
+            None => engine_id,
+            Some(ids) => ids
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(path, _)| path.as_str() == ns)
+                .map_or(engine_id, |(_, sid)| *sid),
+        }
+    }
+
+    /// Gives this connection's socket in namespace `ns` the recovered id `sid`.
+    pub(crate) fn alias(&self, ns: Str, sid: Sid) {
+        let ids = self.recovered_ids.get_or_init(Box::default);
+        let mut ids = ids.lock().unwrap();
+        ids.retain(|(path, _)| *path != ns);
+        ids.push((ns, sid));
+    }
+
+    /// Forgets the recovered id of namespace `ns`.
+    pub(crate) fn unalias(&self, ns: &str) {
+        if let Some(ids) = self.recovered_ids.get() {
+            ids.lock().unwrap().retain(|(path, _)| path.as_str() != ns);
         }
     }
 }
@@ -271,7 +315,10 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
             .read()
             .unwrap()
             .values()
-            .filter_map(|ns| ns.get_socket(socket.id).ok())
+            .filter_map(|ns| {
+                ns.get_socket(socket.data.socket_id(&ns.path, socket.id))
+                    .ok()
+            })
             .collect();
 
         let _cnt = socks
@@ -308,7 +355,7 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
                 self.sock_connect(auth, &packet.ns, &socket);
                 Ok(())
             }
-            _ => self.sock_propagate_packet(packet, socket.id),
+            _ => self.sock_propagate_packet(packet, &socket.data, socket.id),
         };
         if let Err(ref err) = res {
             #[cfg(feature = "tracing")]
@@ -349,7 +396,7 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
                 self.sock_connect(auth, &packet.ns, &socket);
                 Ok(())
             }
-            _ => self.sock_propagate_packet(packet, socket.id),
+            _ => self.sock_propagate_packet(packet, &socket.data, socket.id),
         };
         if let Err(ref err) = res {
             #[cfg(feature = "tracing")]

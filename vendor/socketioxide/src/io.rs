@@ -1,3 +1,4 @@
+use crate::recovery::SessionStore;
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use engineioxide::{
@@ -115,6 +116,10 @@ pub struct SocketIoConfig {
 
     /// A global server identifier
     pub server_id: Uid,
+
+    /// Where sessions and packets are kept for connection state recovery; `None` (the default)
+    /// turns recovery off. See [`crate::recovery`].
+    pub(crate) session_store: Option<Arc<dyn SessionStore>>,
 }
 
 impl Default for SocketIoConfig {
@@ -129,6 +134,7 @@ impl Default for SocketIoConfig {
             parser: Parser::default(),
             parse_config: ParseConfig::default(),
             server_id: Uid::new(),
+            session_store: None,
         }
     }
 }
@@ -338,6 +344,13 @@ impl<A: Adapter> SocketIoBuilder<A> {
     #[cfg(feature = "state")]
     pub fn with_state<S: Clone + Send + Sync + 'static>(self, state: S) -> Self {
         self.state.set(state);
+        self
+    }
+
+    /// Turns connection state recovery on, with `store` keeping the sessions and the packets
+    /// (Node socket.io's `connectionStateRecovery`). See [`crate::recovery`].
+    pub fn with_session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.config.session_store = Some(store);
         self
     }
 }

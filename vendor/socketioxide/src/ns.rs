@@ -12,6 +12,7 @@ use crate::{
     errors::{ConnectFail, Error},
     handler::{BoxedConnectHandler, ConnectHandler, MakeErasedHandler},
     parser::Parser,
+    recovery::{self, RestoredSession, SessionEvent, SessionStore, SocketSession},
     socket::{DisconnectReason, Socket},
 };
 use socketioxide_core::{
@@ -36,6 +37,10 @@ pub struct Namespace<A: Adapter> {
     /// The ids of the sockets that are connecting to this namespace, but which are not yet
     /// in [`Self::sockets`] because their middlewares are still running.
     connecting: Mutex<HashSet<Sid>>,
+    /// Connection state recovery's store, when it is on.
+    pub(crate) sessions: Option<Arc<dyn SessionStore>>,
+    /// Whether the store hears of room changes.
+    pub(crate) track_rooms: bool,
 }
 
 /// Marks a socket as connecting to a namespace until dropped.
@@ -107,12 +112,16 @@ impl<A: Adapter> Namespace<A> {
         let parser = config.parser;
         let ack_timeout = config.ack_timeout;
         let uid = config.server_id;
+        let sessions = config.session_store.clone();
+        let track_rooms = sessions.as_ref().is_some_and(|s| s.tracks_live_sessions());
         Arc::new_cyclic(|ns| Self {
             path: path.clone(),
             handler,
             parser,
             sockets: HashMap::new().into(),
             connecting: HashSet::new().into(),
+            sessions,
+            track_rooms,
             adapter: Arc::new(A::new(
                 adapter_state,
                 CoreLocalAdapter::new(Emitter::new(ns.clone(), parser, path, ack_timeout, uid)),
@@ -135,14 +144,57 @@ impl<A: Adapter> Namespace<A> {
         esocket: Arc<engineioxide::Socket<SocketData<A>>>,
         auth: Option<Value>,
     ) -> Result<(), ConnectFail> {
+        let protocol: ProtocolVersion = esocket.protocol.into();
+        // Connection state recovery: a session to restore, or a new private session id.
+        // Clients of protocol v4 have no CONNECT data to carry either.
+        let mut restored: Option<RestoredSession> = None;
+        let mut session = None;
+        if let Some(store) = self
+            .sessions
+            .as_ref()
+            .filter(|_| protocol == ProtocolVersion::V5)
+        {
+            if let Some((pid, offset)) = recovery::session_request(self.parser, auth.as_ref()) {
+                restored = store.restore(self.path.clone(), pid.clone(), offset).await;
+                // A socket with that id still connected here keeps it: the client gets a
+                // fresh session instead, as in Node, which only keeps sessions of sockets
+                // that have left.
+                restored = restored.filter(|r| !self.sockets.read().unwrap().contains_key(&r.sid));
+                if let Some(r) = &restored {
+                    session = Some(SocketSession {
+                        pid,
+                        recovered: true,
+                        state: Mutex::new(r.state.clone()),
+                    });
+                }
+            }
+            if session.is_none() {
+                session = Some(SocketSession {
+                    pid: store.new_pid(),
+                    recovered: false,
+                    state: Mutex::new(None),
+                });
+            }
+        }
+        let sid = restored.as_ref().map_or(sid, |r| r.sid);
+
         let Some(_guard) = ConnectingGuard::new(&self, sid) else {
             #[cfg(feature = "tracing")]
             tracing::debug!(%sid, ?self.path, "ignoring duplicate connect packet");
             return Err(ConnectFail);
         };
 
-        let socket: Arc<Socket<A>> =
-            Socket::new(sid, self.clone(), esocket.clone(), self.parser).into();
+        let mut socket = Socket::new(sid, self.clone(), esocket.clone(), self.parser);
+        socket.session = session.map(Box::new);
+        let socket: Arc<Socket<A>> = socket.into();
+        if let Some(restored) = &restored {
+            // The engine socket's packets for this namespace go to the recovered id.
+            esocket.data.alias(self.path.clone(), sid);
+            // As in Node, the rooms are back before the middlewares run.
+            self.adapter
+                .get_local()
+                .add_all(sid, restored.rooms.clone());
+        }
 
         if let Err(e) = self.handler.call_middleware(socket.clone(), &auth).await {
             #[cfg(feature = "tracing")]
@@ -152,6 +204,9 @@ impl<A: Adapter> Namespace<A> {
             // room in the local/remote adapter. The socket never enters `self.sockets`,
             // so nothing else will ever clean it up.
             self.remove_socket(sid);
+            if restored.is_some() {
+                esocket.data.unalias(&self.path);
+            }
 
             let data = e.to_string();
             if let Err(_e) = socket.send(Packet::connect_error(self.path.clone(), data)) {
@@ -167,13 +222,35 @@ impl<A: Adapter> Namespace<A> {
         #[cfg(feature = "tracing")]
         tracing::trace!(?socket.id, ?self.path, "socket added to namespace");
 
-        let protocol = esocket.protocol.into();
-        let payload = ConnectPacket { sid: socket.id };
-        let payload = match protocol {
-            ProtocolVersion::V5 => Some(self.parser.encode_default(&payload).unwrap()),
-            ProtocolVersion::V4 => None,
+        let payload = match (protocol, &socket.session) {
+            (ProtocolVersion::V5, None) => Some(
+                self.parser
+                    .encode_default(&ConnectPacket { sid: socket.id })
+                    .unwrap(),
+            ),
+            (ProtocolVersion::V5, Some(session)) => {
+                #[derive(serde::Serialize)]
+                struct ConnectWithSession<'a> {
+                    sid: Sid,
+                    pid: &'a str,
+                }
+                let payload = ConnectWithSession {
+                    sid: socket.id,
+                    pid: session.pid.as_str(),
+                };
+                Some(self.parser.encode_default(&payload).unwrap())
+            }
+            (ProtocolVersion::V4, _) => None,
         };
-        if let Err(_e) = socket.send(Packet::connect(self.path.clone(), payload)) {
+        // As in Node, the missed packets go first: the client holds them until it reads the
+        // CONNECT, then hands them to its handlers before `connect`.
+        let missed = restored.map(|r| r.missed).unwrap_or_default();
+        let sent_missed = missed
+            .into_iter()
+            .try_for_each(|data| socket.send(Packet::event(self.path.clone(), data)));
+        if let Err(_e) =
+            sent_missed.and_then(|()| socket.send(Packet::connect(self.path.clone(), payload)))
+        {
             #[cfg(feature = "tracing")]
             tracing::debug!(%sid, "error sending connect packet: {_e}, closing conn");
 
@@ -183,6 +260,16 @@ impl<A: Adapter> Namespace<A> {
         }
 
         socket.set_connected(true);
+        if let (Some(store), Some(session)) = (&self.sessions, &socket.session) {
+            let state = session.state.lock().unwrap().clone();
+            let rooms = socket.rooms();
+            store.update(
+                &self.path,
+                sid,
+                &session.pid,
+                SessionEvent::Connected { rooms, state },
+            );
+        }
         self.handler.call(socket, auth);
 
         Ok(())

@@ -23,7 +23,7 @@ use crate::{
 
 use socketioxide_core::{
     adapter::{BroadcastFlags, BroadcastOptions, Room, RoomParam},
-    packet::Packet,
+    packet::{Packet, PacketData},
     parser::{Parse, ParserError},
 };
 
@@ -133,7 +133,12 @@ impl<A: Adapter> ConfOperators<'_, A> {
                 return Err(SendError::Socket(e));
             }
         };
-        let packet = self.get_packet(event, data)?;
+        let mut packet = self.get_packet(event, data)?;
+        if let (Some(store), PacketData::Event(data, None) | PacketData::BinaryEvent(data, None)) =
+            (&self.socket.ns.sessions, &mut packet.inner)
+        {
+            store.record(&packet.ns, &self.socket.own_room(), data);
+        }
         permit.send(packet, self.socket.parser);
 
         Ok(())
@@ -263,7 +268,14 @@ impl<A: Adapter> BroadcastOperators<A> {
         event: impl AsRef<str>,
         data: &T,
     ) -> impl Future<Output = Result<(), BroadcastError>> + Send {
-        let packet = self.get_packet(event, data);
+        let mut packet = self.get_packet(event, data);
+        if let (Some(store), Ok(packet)) = (&self.ns.sessions, &mut packet)
+            && !self.opts.has_flag(BroadcastFlags::Volatile)
+            && let PacketData::Event(data, None) | PacketData::BinaryEvent(data, None) =
+                &mut packet.inner
+        {
+            store.record(&packet.ns, &self.opts, data);
+        }
         async move {
             self.ns
                 .adapter

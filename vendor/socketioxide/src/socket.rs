@@ -35,6 +35,7 @@ use crate::{
     ns::Namespace,
     operators::{BroadcastOperators, ConfOperators},
     parser::Parser,
+    recovery::{SessionEvent, SessionState, SocketSession},
 };
 use socketioxide_core::{
     Value,
@@ -306,6 +307,8 @@ pub struct Socket<A: Adapter = LocalAdapter> {
     #[cfg(feature = "extensions")]
     pub extensions: Extensions,
     esocket: Arc<engineioxide::Socket<SocketData<A>>>,
+    /// Its recoverable session, with connection state recovery on.
+    pub(crate) session: Option<Box<SocketSession>>,
 }
 
 impl<A: Adapter> Socket<A> {
@@ -329,6 +332,7 @@ impl<A: Adapter> Socket<A> {
             #[cfg(feature = "extensions")]
             extensions: Extensions::new(),
             esocket,
+            session: None,
         }
     }
 
@@ -507,10 +511,56 @@ impl<A: Adapter> Socket<A> {
         };
 
         let ns = self.ns.path.clone();
-        let data = self.parser.encode_value(data, Some(event.as_ref()))?;
+        let mut data = self.parser.encode_value(data, Some(event.as_ref()))?;
+        if let Some(store) = &self.ns.sessions {
+            // As Node does with recovery on: kept for the socket, as if sent to its own room.
+            store.record(&ns, &self.own_room(), &mut data);
+        }
 
         permit.send(Packet::event(ns, data), self.parser);
         Ok(())
+    }
+
+    /// The sending options of a packet for this socket alone (its own room).
+    pub(crate) fn own_room(&self) -> BroadcastOptions {
+        let mut opts = BroadcastOptions::default();
+        opts.rooms.push(Room::Owned(self.id.to_string()));
+        opts
+    }
+
+    /// Whether this socket came back with the state of an earlier connection (connection state
+    /// recovery): its id, its rooms and the packets it missed. As Node's `socket.recovered`.
+    pub fn recovered(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| s.recovered)
+    }
+
+    /// What the app keeps with this socket's session, recovered with it; `None` without
+    /// connection state recovery or before the app sets it.
+    pub fn session_state(&self) -> Option<SessionState> {
+        self.session.as_ref()?.state.lock().unwrap().clone()
+    }
+
+    /// Sets what the app keeps with this socket's session (no effect without connection state
+    /// recovery).
+    pub fn set_session_state(&self, state: SessionState) {
+        if let Some(session) = &self.session {
+            *session.state.lock().unwrap() = Some(state);
+        }
+    }
+
+    /// Tells the session store of a room change, when it wants to hear of them.
+    fn rooms_changed(&self) {
+        if self.ns.track_rooms
+            && let (Some(store), Some(session)) = (&self.ns.sessions, &self.session)
+        {
+            let rooms = self.rooms();
+            store.update(
+                &self.ns.path,
+                self.id,
+                &session.pid,
+                SessionEvent::RoomsChanged { rooms },
+            );
+        }
     }
 
     #[doc = include_str!("../docs/operators/emit_with_ack.md")]
@@ -556,7 +606,8 @@ impl<A: Adapter> Socket<A> {
     /// io.ns("/", async |s: SocketRef| s.on("test", handler));
     /// ```
     pub fn join(&self, rooms: impl RoomParam) {
-        self.ns.adapter.get_local().add_all(self.id, rooms)
+        self.ns.adapter.get_local().add_all(self.id, rooms);
+        self.rooms_changed();
     }
 
     /// # Remove the current socket from the specified room(s).
@@ -573,12 +624,14 @@ impl<A: Adapter> Socket<A> {
     /// io.ns("/", async |s: SocketRef| s.on("test", handler));
     /// ```
     pub fn leave(&self, rooms: impl RoomParam) {
-        self.ns.adapter.get_local().del(self.id, rooms)
+        self.ns.adapter.get_local().del(self.id, rooms);
+        self.rooms_changed();
     }
 
     /// # Remove the current socket from all its rooms.
     pub fn leave_all(&self) {
         self.ns.adapter.get_local().del_all(self.id);
+        self.rooms_changed();
     }
 
     /// # Get all room names this socket is connected to.
@@ -815,6 +868,18 @@ impl<A: Adapter> Socket<A> {
     /// It maybe also close when the underlying transport is closed or failed.
     pub(crate) fn close(self: Arc<Self>, reason: DisconnectReason) {
         self.set_connected(false);
+        if let (Some(store), Some(session)) = (&self.ns.sessions, &self.session) {
+            // Read before the rooms are left.
+            let event = SessionEvent::Disconnected {
+                rooms: self.rooms(),
+                state: session.state.lock().unwrap().clone(),
+                recoverable: crate::recovery::recoverable(reason),
+            };
+            store.update(&self.ns.path, self.id, &session.pid, event);
+            if session.recovered {
+                self.esocket.data.unalias(&self.ns.path);
+            }
+        }
 
         let disconnect_handler = { self.disconnect_handler.lock().unwrap().take() };
 
