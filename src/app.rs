@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::{Extension, Router};
 use axum::middleware;
+use engineioxide::PerMessageDeflate;
 use engineioxide::config::EngineIoConfig;
 use engineioxide::service::{EngineIoService, NotFoundService};
 use http::Method;
@@ -84,18 +85,24 @@ pub fn router<A: Adapter>(
 }
 
 /// What Node's engine.io options add to an Engine.IO route (`router` holds only that route):
-/// compressed polling responses (`httpCompression`).
-fn engine_io_layers(router: Router, config: &Config) -> Router {
-    if !config.http_compression {
-        return router;
+/// compressed polling responses (`httpCompression`) and WebSocket `permessage-deflate`
+/// (`perMessageDeflate`), which engineioxide offers on the upgrades that carry its settings.
+fn engine_io_layers(mut router: Router, config: &Config) -> Router {
+    if config.http_compression {
+        let compression = PollingCompression {
+            threshold: config.http_compression_threshold,
+        };
+        router = router.route_layer(middleware::from_fn_with_state(
+            compression,
+            compression::compress,
+        ));
     }
-    let compression = PollingCompression {
-        threshold: config.http_compression_threshold,
-    };
-    router.route_layer(middleware::from_fn_with_state(
-        compression,
-        compression::compress,
-    ))
+    if config.per_message_deflate {
+        router = router.route_layer(Extension(PerMessageDeflate {
+            threshold: config.per_message_deflate_threshold,
+        }));
+    }
+    router
 }
 
 /// `/metrics` on the public port unless `--no-metrics` or `--metrics-listen` moves it away.

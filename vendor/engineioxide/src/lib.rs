@@ -4,6 +4,7 @@
 
 pub use engineioxide_core::{ProtocolVersion, Str, TransportType};
 pub use socket::{DisconnectReason, Socket};
+pub use transport::ws::PerMessageDeflate;
 
 /// Cache prefetch hint, for a broadcast that walks many sockets.
 #[doc(hidden)]

@@ -39,20 +39,27 @@ use crate::{
     transport::make_open_packet,
 };
 
+mod deflate;
+
+pub use deflate::PerMessageDeflate;
+use deflate::{Agreement, Deflating};
+
 /// Create a response for websocket upgrade
-fn ws_response<B>(ws_key: &HeaderValue) -> Response<ResponseBody<B>> {
+fn ws_response<B>(ws_key: &HeaderValue, deflate: Option<&Agreement>) -> Response<ResponseBody<B>> {
     let derived = derive_accept_key(ws_key.as_bytes());
     let sec = derived.parse::<HeaderValue>().unwrap();
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(http::header::UPGRADE, HeaderValue::from_static("websocket"))
         .header(
             http::header::CONNECTION,
             HeaderValue::from_static("Upgrade"),
         )
-        .header(http::header::SEC_WEBSOCKET_ACCEPT, sec)
-        .body(ResponseBody::empty_response())
-        .unwrap() // we are only using constants
+        .header(http::header::SEC_WEBSOCKET_ACCEPT, sec);
+    if let Some(extension) = deflate.and_then(|d| HeaderValue::from_str(&d.response).ok()) {
+        response = response.header(http::header::SEC_WEBSOCKET_EXTENSIONS, extension);
+    }
+    response.body(ResponseBody::empty_response()).unwrap() // we are only using constants
 }
 
 /// Upgrade a websocket request to create a websocket connection.
@@ -73,11 +80,17 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         .get("Sec-WebSocket-Key")
         .ok_or(Error::InvalidWebSocketKey)?
         .clone();
+    // permessage-deflate, when the service offers it and the client asks for it.
+    let deflate = parts
+        .extensions
+        .get::<PerMessageDeflate>()
+        .and_then(|config| deflate::negotiate(*config, &parts.headers));
+    let response = ws_response(&ws_key, deflate.as_ref());
 
     // Everything up to the end of the handshake runs in its own boxed future, created here so
     // that the spawned task captures only the box: the task lives as long as the connection,
     // and the request and handshake state would otherwise stay in it all that time.
-    let setup = Box::pin(setup_ws(engine.clone(), protocol, sid, req, parts));
+    let setup = Box::pin(setup_ws(engine.clone(), protocol, sid, req, parts, deflate));
     tokio::spawn(async move {
         let res = match setup.await {
             Ok(Some((socket, ws))) => run_ws(&engine, socket, ws).await,
@@ -101,7 +114,7 @@ pub fn new_req<R: Send + 'static, B, H: EngineIoHandler>(
         }
     });
 
-    Ok(ws_response(&ws_key))
+    Ok(response)
 }
 
 /// Waits for the HTTP upgrade, then completes the Engine.IO handshake or transport upgrade.
@@ -113,11 +126,12 @@ async fn setup_ws<R: Send + 'static, H: EngineIoHandler>(
     sid: Option<Sid>,
     req: Request<R>,
     parts: Parts,
+    deflate: Option<Agreement>,
 ) -> Result<Option<WsSession<H::Data, UpgradedIo>>, Error> {
     match hyper::upgrade::on(req).await {
         Ok(conn) => {
             let conn = hyper_util::rt::TokioIo::new(conn);
-            handshake(engine, conn, protocol, sid, parts)
+            handshake(engine, conn, protocol, sid, parts, deflate)
                 .await
                 .map(Some)
         }
@@ -138,9 +152,14 @@ type WsSession<D, S> = (Arc<Socket<D>>, WebSocketStream<WsIo<S, D>>);
 /// replies to pings and close frames) go straight to the connection until the writer task takes
 /// the write half. From then on they are queued as raw bytes, so that they stay in order with
 /// the frames the writer task writes itself.
+///
+/// With permessage-deflate, the client's compressed frames are inflated on their way to
+/// tungstenite, and the writer task gets the compressor with the write half.
 pub struct WsIo<S, D: Default + Send + Sync + 'static> {
     read: ReadHalf<S>,
     write: WsWrite<S, D>,
+    inflating: Option<Box<deflate::Inflating>>,
+    deflating: Option<Box<Deflating>>,
 }
 
 enum WsWrite<S, D: Default + Send + Sync + 'static> {
@@ -149,18 +168,24 @@ enum WsWrite<S, D: Default + Send + Sync + 'static> {
 }
 
 impl<S: AsyncRead + AsyncWrite, D: Default + Send + Sync + 'static> WsIo<S, D> {
-    fn new(conn: S) -> Self {
+    fn new(conn: S, deflate: Option<&Agreement>, read_size: usize) -> Self {
         let (read, write) = tokio::io::split(conn);
         WsIo {
             read,
             write: WsWrite::Direct(write),
+            inflating: deflate.map(|d| Box::new(d.inflating(read_size))),
+            deflating: deflate.map(|d| Box::new(d.deflating())),
         }
     }
 
-    /// Hands the write half to the writer task; later writes are queued on `socket`.
-    fn take_writer(&mut self, socket: Arc<Socket<D>>) -> Option<WriteHalf<S>> {
+    /// Hands the write half, and the compressor if any, to the writer task; later writes are
+    /// queued on `socket`.
+    fn take_writer(
+        &mut self,
+        socket: Arc<Socket<D>>,
+    ) -> Option<(WriteHalf<S>, Option<Box<Deflating>>)> {
         match std::mem::replace(&mut self.write, WsWrite::Queued(socket)) {
-            WsWrite::Direct(write) => Some(write),
+            WsWrite::Direct(write) => Some((write, self.deflating.take())),
             WsWrite::Queued(_) => None,
         }
     }
@@ -172,7 +197,11 @@ impl<S: AsyncRead, D: Default + Send + Sync + 'static> AsyncRead for WsIo<S, D> 
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().read).poll_read(cx, buf)
+        let this = self.get_mut();
+        match &mut this.inflating {
+            Some(inflating) => inflating.poll_read(&mut this.read, cx, buf),
+            None => Pin::new(&mut this.read).poll_read(cx, buf),
+        }
     }
 }
 
@@ -229,7 +258,15 @@ pub async fn on_init<H: EngineIoHandler, S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (socket, ws) = Box::pin(handshake(engine.clone(), conn, protocol, sid, req_data)).await?;
+    let (socket, ws) = Box::pin(handshake(
+        engine.clone(),
+        conn,
+        protocol,
+        sid,
+        req_data,
+        None,
+    ))
+    .await?;
     run_ws(&engine, socket, ws).await
 }
 
@@ -248,6 +285,7 @@ async fn handshake<H: EngineIoHandler, S>(
     protocol: ProtocolVersion,
     sid: Option<Sid>,
     req_data: Parts,
+    deflate: Option<Agreement>,
 ) -> Result<WsSession<H::Data, S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -257,8 +295,11 @@ where
         .max_message_size(Some(engine.config.ws_max_message_size))
         .max_frame_size(Some(engine.config.ws_max_frame_size));
 
-    let ws_init =
-        move || WebSocketStream::from_raw_socket(WsIo::new(conn), Role::Server, Some(ws_config));
+    let read_size = engine.config.ws_read_buffer_size;
+    let ws_init = move || {
+        let io = WsIo::new(conn, deflate.as_ref(), read_size);
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config))
+    };
     let (socket, ws) = if let Some(sid) = sid {
         match engine.get_socket(sid) {
             None => return Err(Error::UnknownSessionID(sid)),
@@ -313,8 +354,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     // Pipe between the socket's packet queue and the websocket.
-    if let Some(write) = ws.get_mut().take_writer(socket.clone()) {
-        tokio::spawn(forward_to_socket(socket.clone(), write));
+    if let Some((write, deflating)) = ws.get_mut().take_writer(socket.clone()) {
+        tokio::spawn(forward_to_socket(socket.clone(), write, deflating));
     }
 
     // Pipe between the websocket and the socket.
@@ -411,8 +452,11 @@ const CLOSE_FRAME: [u8; 2] = [0x88, 0x00];
 ///
 /// Frames queued together are written together, in one write once the queue is drained (or
 /// the batch is full). A message is framed as it is appended: its header, then its bytes.
-async fn forward_to_socket<D, S>(socket: Arc<Socket<D>>, mut write: WriteHalf<S>)
-where
+async fn forward_to_socket<D, S>(
+    socket: Arc<Socket<D>>,
+    mut write: WriteHalf<S>,
+    mut deflating: Option<Box<Deflating>>,
+) where
     D: Default + Send + Sync + 'static,
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -446,7 +490,19 @@ where
             // tungstenite's reply to the client's close frame ends the websocket.
             close_written |=
                 matches!(&outgoing, Outgoing::Raw(bytes) if bytes.first() == Some(&CLOSE_FRAME[0]));
-            outgoing.write_frames(socket.protocol, &mut batch);
+            match &mut deflating {
+                // tungstenite's control frames are never compressed.
+                Some(deflating) if !matches!(outgoing, Outgoing::Raw(_)) => {
+                    let mut frames = std::mem::take(&mut deflating.scratch);
+                    frames.clear();
+                    outgoing.write_frames(socket.protocol, &mut frames);
+                    deflating.write(&frames, &mut batch);
+                    if frames.capacity() <= deflate::RETAINED {
+                        deflating.scratch = frames;
+                    }
+                }
+                _ => outgoing.write_frames(socket.protocol, &mut batch),
+            }
             batch.len() < MAX_WRITE_BATCH
         };
         if append(first) {
@@ -637,7 +693,7 @@ mod tests {
         let (tx, mut client) = ws_pair().await;
 
         let polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket(socket.clone(), tx));
+        let writer = tokio::spawn(forward_to_socket(socket.clone(), tx, None));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!writer.is_finished(), "the writer should wait for the lock");
 
@@ -657,7 +713,7 @@ mod tests {
         let (tx, _client) = ws_pair().await;
 
         let _polling = socket.internal_rx.lock().await;
-        let writer = tokio::spawn(forward_to_socket(socket.clone(), tx));
+        let writer = tokio::spawn(forward_to_socket(socket.clone(), tx, None));
         tokio::time::sleep(Duration::from_millis(20)).await;
 
         socket.cancellation_token.cancel();
