@@ -7,6 +7,13 @@ import { connectErrorProblem, disconnectProblem, type Problem } from "./lib/prob
 
 export type ConnectionStatus = "connecting" | "connected" | "disconnected" | "reconnecting";
 
+/**
+ * How the last reconnect went: `recovered` when the server gave the socket back its id, rooms
+ * and missed events (`socket.recovered`, with `--connection-state-recovery`), `new-session`
+ * otherwise. Null until the socket has reconnected once.
+ */
+export type RecoveryState = "recovered" | "new-session";
+
 export interface RelayState {
   status: ConnectionStatus;
   endpoint: Endpoint | null;
@@ -16,6 +23,7 @@ export interface RelayState {
   /** The full message of the last `connect_error`, until the next successful connect. */
   lastConnectError: string | null;
   reconnectAttempt: number;
+  recovery: RecoveryState | null;
   problem: Problem | null;
 }
 
@@ -45,6 +53,7 @@ const initialState: RelayState = {
   transport: null,
   lastConnectError: null,
   reconnectAttempt: 0,
+  recovery: null,
   problem: null,
 };
 
@@ -104,8 +113,11 @@ export function useRelaySocket(): RelaySocket {
       next.io.on("open", watchEngine);
       watchEngine();
 
+      let connectedBefore = false;
       next.on("connect", () => {
         if (!isCurrent()) return;
+        const recovery: RecoveryState | null = connectedBefore ? (next.recovered ? "recovered" : "new-session") : null;
+        connectedBefore = true;
         setState((s) => ({
           ...s,
           status: "connected",
@@ -113,6 +125,7 @@ export function useRelaySocket(): RelaySocket {
           transport: transportName(),
           lastConnectError: null,
           reconnectAttempt: 0,
+          recovery,
           // A note about an oversized send stays until dismissed; the rest is resolved by connecting.
           problem: s.problem?.kind === "too-large" ? s.problem : null,
         }));

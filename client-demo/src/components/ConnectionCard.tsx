@@ -1,7 +1,7 @@
 import { useState } from "react";
-import { AutoComplete, Button, Card, Descriptions, Flex, Form, Input, Select, Tag, Typography } from "antd";
+import { AutoComplete, Button, Card, Descriptions, Flex, Form, Input, Select, Tag, Tooltip, Typography } from "antd";
 import type { ConnectionSettings, TransportChoice } from "../lib/endpoint";
-import type { InvalidSetting, RelaySocket } from "../useRelaySocket";
+import type { InvalidSetting, RecoveryState, RelaySocket } from "../useRelaySocket";
 import type { HealthReport } from "../useServerHealth";
 import { ProblemAlert } from "./ProblemAlert";
 import { ServerHealth } from "./ServerHealth";
@@ -122,11 +122,12 @@ export function ConnectionCard({ relay, initial, health }: Props) {
 }
 
 function StatusInfo({ relay }: { relay: RelaySocket }) {
-  const { status, reconnectAttempt, lastConnectError } = relay.state;
+  const { status, reconnectAttempt, lastConnectError, recovery } = relay.state;
   return (
     <Flex vertical gap={4}>
       <Flex gap={8} align="center" wrap>
         <StatusTag status={status} testId="status" />
+        {status === "connected" && recovery && <RecoveryTag recovery={recovery} />}
         {status === "reconnecting" && reconnectAttempt > 0 && (
           <Typography.Text type="secondary">attempt {reconnectAttempt}</Typography.Text>
         )}
@@ -137,5 +138,31 @@ function StatusInfo({ relay }: { relay: RelaySocket }) {
         </Typography.Text>
       )}
     </Flex>
+  );
+}
+
+const recoveryText: Record<RecoveryState, { label: string; color: string; explanation: string }> = {
+  recovered: {
+    label: "recovered",
+    color: "cyan",
+    explanation: "The reconnect recovered the connection: the same socket id, its rooms, and the events sent while it was away.",
+  },
+  "new-session": {
+    label: "new session",
+    color: "default",
+    explanation:
+      "The reconnect started a new session: a new socket id, rooms joined again, and the events sent while it was away are lost. The server recovers brief disconnects with --connection-state-recovery.",
+  },
+};
+
+/** How the last reconnect went: `socket.recovered` of socket.io-client. */
+function RecoveryTag({ recovery }: { recovery: RecoveryState }) {
+  const { label, color, explanation } = recoveryText[recovery];
+  return (
+    <Tooltip title={explanation}>
+      <Tag color={color} data-testid="recovery" style={{ marginInlineEnd: 0 }}>
+        {label}
+      </Tag>
+    </Tooltip>
   );
 }

@@ -60,9 +60,10 @@ export function useChatRooms(socket: Socket | null, noteSend: (bytes: number) =>
       const members = payload.members.filter((m): m is string => typeof m === "string");
       setPresence((previous) => ({ ...previous, [payload.room as string]: members }));
     };
-    // The server forgets the rooms of a connection that ended: join them again after a reconnect.
+    // The server forgets the rooms of a connection that ended: join them again after a reconnect,
+    // unless the connection was recovered, which keeps them.
     const onConnect = () => {
-      if (connectedBefore) {
+      if (connectedBefore && !socket.recovered) {
         for (const room of joinedRef.current) socket.emit("join", room);
       }
       connectedBefore = true;
