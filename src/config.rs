@@ -590,12 +590,14 @@ impl Config {
             self.tick_interval_ms = 0;
         }
         if self.profile == Profile::ClientSuite {
-            // The fixture's `pingInterval`; the rest are Node's defaults, which it keeps.
+            // The fixture's `pingInterval` and `connectionStateRecovery: {}` (recovery with
+            // Node's defaults); the rest are Node's defaults, which it keeps.
             self.ping_interval_ms = 2_000;
             self.ping_timeout_ms = 20_000;
             self.connect_timeout_ms = 45_000;
             self.max_http_buffer_size = 1_000_000;
             self.tick_interval_ms = 0;
+            self.connection_state_recovery = true;
         }
         if self.port > u32::from(u16::MAX) {
             return Err(ConfigError::Port(self.port));
@@ -985,6 +987,22 @@ mod tests {
         assert_eq!(config.ping_timeout_ms, 200);
         assert_eq!(config.connect_timeout_ms, 1_000);
         assert_eq!(config.tick_interval(), None);
+    }
+
+    #[test]
+    fn client_suite_profile_uses_the_fixture_settings_and_keeps_the_port() {
+        let config = parse(&["--profile", "client-suite", "--port", "3210"]).expect("valid");
+        assert_eq!(config.ping_interval_ms, 2_000);
+        assert_eq!(config.ping_timeout_ms, 20_000);
+        assert_eq!(config.connect_timeout_ms, 45_000);
+        assert!(config.connection_state_recovery);
+        assert_eq!(config.tick_interval(), None);
+        assert_eq!(config.port, 3210);
+        let default_port = parse(&[]).expect("valid").port;
+        assert_eq!(
+            parse(&["--profile", "client-suite"]).expect("valid").port,
+            default_port
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod admin;
 mod cli;
 mod client;
+mod client_suite;
 mod cluster;
 mod contract;
 mod floods;
