@@ -287,7 +287,11 @@ pub struct Config {
     pub http_compression: bool,
 
     /// Smallest polling response, in bytes, that is compressed.
-    #[arg(long, env = "IORELAY_HTTP_COMPRESSION_THRESHOLD", default_value_t = 1024)]
+    #[arg(
+        long,
+        env = "IORELAY_HTTP_COMPRESSION_THRESHOLD",
+        default_value_t = 1024
+    )]
     pub http_compression_threshold: usize,
 
     /// Offer the WebSocket `permessage-deflate` extension (off by default, as in Node 4.x).
@@ -295,7 +299,11 @@ pub struct Config {
     pub per_message_deflate: bool,
 
     /// Smallest WebSocket message, in bytes, that is compressed with `--per-message-deflate`.
-    #[arg(long, env = "IORELAY_PER_MESSAGE_DEFLATE_THRESHOLD", default_value_t = 1024)]
+    #[arg(
+        long,
+        env = "IORELAY_PER_MESSAGE_DEFLATE_THRESHOLD",
+        default_value_t = 1024
+    )]
     pub per_message_deflate_threshold: usize,
 
     /// Connection state recovery, as Node's `connectionStateRecovery`: a client back within
@@ -588,6 +596,13 @@ impl Config {
             self.connect_timeout_ms = 1_000;
             self.max_http_buffer_size = 1_000_000;
             self.tick_interval_ms = 0;
+            // The suites race two requests on two connections (a poll and the POST that
+            // closes its session, a poll and the upgrade's last WebSocket frame) and expect
+            // them handled in the order they arrive, as Node's single event loop does. One
+            // thread runs connections in that order; several may run the later one first.
+            if self.worker_threads == 0 {
+                self.worker_threads = 1;
+            }
         }
         if self.profile == Profile::ClientSuite {
             // The fixture's `pingInterval` and `connectionStateRecovery: {}` (recovery with
@@ -987,6 +1002,9 @@ mod tests {
         assert_eq!(config.ping_timeout_ms, 200);
         assert_eq!(config.connect_timeout_ms, 1_000);
         assert_eq!(config.tick_interval(), None);
+        assert_eq!(config.worker_threads, 1);
+        let threads = ["--profile", "conformance", "--worker-threads", "2"];
+        assert_eq!(parse(&threads).expect("valid").worker_threads, 2);
     }
 
     #[test]

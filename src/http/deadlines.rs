@@ -238,11 +238,19 @@ impl ConnectionClock {
 
 /// A TCP stream that tells its clock when bytes arrive, and holds the connection's place in
 /// the budget for as long as the socket is open.
+///
+/// It reports the end of the stream one poll late. hyper parses a request, creates its
+/// handler's future, and reads again before it first polls that future: when the request and
+/// the client's close arrive together, it sees the close and drops the future unpolled, and the
+/// handler never learns of the request. Node's HTTP server emits the request, then its `close`.
+/// A long-poll is one such request: Engine.IO ends the session when the client gives up its
+/// poll, which it can only do once the poll has started.
 #[derive(Debug)]
 pub struct TimedStream {
     stream: TcpStream,
     clock: Arc<ConnectionClock>,
     _ticket: Ticket,
+    end_deferred: bool,
 }
 
 impl TimedStream {
@@ -252,6 +260,7 @@ impl TimedStream {
             stream,
             clock,
             _ticket: ticket,
+            end_deferred: false,
         }
     }
 }
@@ -266,6 +275,13 @@ impl AsyncRead for TimedStream {
         let result = Pin::new(&mut self.stream).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.clock.bytes_read();
+        } else if matches!(result, Poll::Ready(Ok(()))) && buf.remaining() > 0 && !self.end_deferred
+        {
+            // The end of the stream: reported at the next poll, after hyper has polled the
+            // request it may have just parsed.
+            self.end_deferred = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         result
     }

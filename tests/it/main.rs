@@ -5,6 +5,7 @@ mod cli;
 mod client;
 mod client_suite;
 mod cluster;
+mod conformance;
 mod contract;
 mod floods;
 mod fuzz_corpus;

@@ -58,8 +58,8 @@ use std::{
     collections::VecDeque,
     fmt::Debug,
     sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicU8, Ordering},
+        Arc, OnceLock,
+        atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -70,7 +70,10 @@ use engineioxide_core::{Packet, PacketBuf, ProtocolVersion, Str, TransportType};
 use futures_util::FutureExt;
 use http::request::Parts;
 use smallvec::{SmallVec, smallvec};
-use tokio::sync::{Mutex, Notify, mpsc::error::TrySendError};
+use tokio::{
+    sync::{Mutex, Notify, mpsc::error::TrySendError},
+    time::Instant,
+};
 
 use crate::{
     outgoing::Outgoing,
@@ -111,6 +114,39 @@ impl From<&Error> for Option<DisconnectReason> {
             HeartbeatTimeout => Some(DisconnectReason::HeartbeatTimeout),
             _ => None,
         }
+    }
+}
+
+/// The granularity of tokio's timers: a timer fires at the first millisecond tick after its
+/// deadline.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// A heartbeat deadline that a request can read without a lock: nanoseconds since a
+/// process-wide origin, 0 when there is none.
+#[derive(Debug, Default)]
+struct HeartbeatDeadline(AtomicU64);
+
+impl HeartbeatDeadline {
+    /// The origin, taken the first time it is needed. A time before it (only possible with
+    /// tokio's clock paused in tests, where each runtime has its own) reads as no deadline at
+    /// all, so the heartbeat job alone decides then.
+    fn nanos(at: Instant) -> u64 {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        u64::try_from(at.saturating_duration_since(origin).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn set(&self, deadline: Instant) {
+        self.0.store(Self::nanos(deadline), Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
+
+    fn passed(&self, now: Instant) -> bool {
+        let deadline = self.0.load(Ordering::Relaxed);
+        deadline != 0 && Self::nanos(now) >= deadline
     }
 }
 
@@ -213,6 +249,9 @@ where
     /// job. One signal is kept while the job is not waiting, like a channel of capacity one.
     heartbeat: Notify,
 
+    /// When the heartbeat job closes the session unless the client answers first.
+    heartbeat_deadline: HeartbeatDeadline,
+
     /// A cancellation token that will be triggered when the socket is being closed.
     pub(crate) cancellation_token: CancellationToken,
 
@@ -254,6 +293,7 @@ where
             internal_rx: Mutex::new(InternalRx::default()),
             queue: PacketQueue::new(config.max_buffer_size),
             heartbeat: Notify::new(),
+            heartbeat_deadline: HeartbeatDeadline::default(),
             cancellation_token: CancellationToken::new(),
 
             close_fn,
@@ -283,7 +323,19 @@ where
     }
     /// Tells the heartbeat job that the client answered.
     pub(crate) fn heartbeat_received(&self) {
+        self.heartbeat_deadline.clear();
         self.heartbeat.notify_one();
+    }
+
+    /// Whether the heartbeat's deadline has passed without an answer, though its job may not
+    /// have run yet to close the session.
+    ///
+    /// In Node's engine.io, timers run before the I/O that arrived meanwhile, so a request that
+    /// comes after the deadline finds the session closed. Here the heartbeat job and the
+    /// request are tasks that may run in either order (or at once, on two threads), and the
+    /// job's timer fires at the next millisecond tick: a request checks the deadline itself.
+    pub(crate) fn heartbeat_expired(&self) -> bool {
+        self.heartbeat_deadline.passed(Instant::now())
     }
 
     pub(crate) fn is_upgrading(&self) -> bool {
@@ -296,13 +348,18 @@ where
     /// Spawn the heartbeat job
     ///
     /// Keep a handle to the job so that it can be aborted when the socket is closed
+    ///
+    /// The heartbeat's clock starts now, at the handshake, as in Node's engine.io: the job is
+    /// a task that may first run a little later (after the handshake's answer has left), and
+    /// its deadlines must not move with it.
     pub(crate) fn spawn_heartbeat(self: Arc<Self>, interval: Duration, timeout: Duration) {
         let cancellation_token = self.cancellation_token.clone();
+        let start = tokio::time::Instant::now();
 
         tokio::spawn(
             cancellation_token
                 .run_until_cancelled_owned(async move {
-                    if let Err(_e) = self.heartbeat_job(interval, timeout).await {
+                    if let Err(_e) = self.heartbeat_job(start, interval, timeout).await {
                         self.close(DisconnectReason::HeartbeatTimeout);
                         #[cfg(feature = "tracing")]
                         tracing::debug!(id = ?self.id, "heartbeat error: {_e}");
@@ -319,10 +376,15 @@ where
     ///
     /// If the client or server does not respond within the timeout, the connection is closed.
     #[cfg(feature = "v3")]
-    async fn heartbeat_job(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
+    async fn heartbeat_job(
+        &self,
+        start: Instant,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         match self.protocol {
-            ProtocolVersion::V3 => self.heartbeat_job_v3(interval, timeout).await,
-            ProtocolVersion::V4 => self.heartbeat_job_v4(interval, timeout).await,
+            ProtocolVersion::V3 => self.heartbeat_job_v3(start, interval, timeout).await,
+            ProtocolVersion::V4 => self.heartbeat_job_v4(start, interval, timeout).await,
         }
     }
 
@@ -330,23 +392,33 @@ where
     ///
     /// If the client does not respond within the timeout, the connection is closed.
     #[cfg(not(feature = "v3"))]
-    async fn heartbeat_job(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
-        self.heartbeat_job_v4(interval, timeout).await
+    async fn heartbeat_job(
+        &self,
+        start: Instant,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<(), Error> {
+        self.heartbeat_job_v4(start, interval, timeout).await
     }
 
     /// Heartbeat is sent every `interval` milliseconds and the client is expected to respond within `timeout` milliseconds.
     ///
     /// If the client does not respond within the timeout, the connection is closed.
     ///
-    /// The first ping is due one `interval` after the handshake, as in Node's engine.io, and
-    /// the next ones every `interval` after it. One boxed timer serves both the interval and the
-    /// timeout: the task lives as long as the session, and an inline timer would grow it for
-    /// every session.
-    async fn heartbeat_job_v4(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
+    /// The first ping is due one `interval` after the handshake (`start`), as in Node's
+    /// engine.io, and the next ones every `interval` after it. One boxed timer serves both the
+    /// interval and the timeout: the task lives as long as the session, and an inline timer
+    /// would grow it for every session.
+    async fn heartbeat_job_v4(
+        &self,
+        start: Instant,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat sender routine started");
 
-        let mut due = tokio::time::Instant::now();
+        let mut due = start;
         let mut timer = Box::pin(tokio::time::sleep_until(due));
         loop {
             due += interval;
@@ -361,6 +433,14 @@ where
             // A pong that came before its ping answers nothing.
             self.heartbeat.notified().now_or_never();
 
+            // The pong is due `timeout` after the ping was: the timer fires at the first
+            // millisecond tick after `due`, and that rounding must not push the deadline. A
+            // ping that leaves later than that (a busy runtime) gives the client its whole
+            // timeout from when it left, as Node's timers do, less that millisecond.
+            let sent = Instant::now();
+            let deadline = sent.checked_sub(TIMER_TICK).map_or(sent, |s| s.max(due)) + timeout;
+            self.heartbeat_deadline.set(deadline);
+
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "emitting ping");
 
@@ -370,7 +450,7 @@ where
             #[cfg(feature = "tracing")]
             tracing::trace!(sid = ?self.id, "waiting for pong");
 
-            timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+            timer.as_mut().reset(deadline);
             tokio::select! {
                 biased;
                 () = self.heartbeat.notified() => {}
@@ -385,11 +465,18 @@ where
     /// The client pings every `interval` and expects a pong; no ping within `interval + timeout`
     /// closes the session.
     #[cfg(feature = "v3")]
-    async fn heartbeat_job_v3(&self, interval: Duration, timeout: Duration) -> Result<(), Error> {
+    async fn heartbeat_job_v3(
+        &self,
+        start: Instant,
+        interval: Duration,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         #[cfg(feature = "tracing")]
         tracing::debug!(sid = ?self.id, "heartbeat receiver routine started");
 
-        let mut timer = Box::pin(tokio::time::sleep(interval + timeout));
+        let mut deadline = start + interval + timeout;
+        self.heartbeat_deadline.set(deadline);
+        let mut timer = Box::pin(tokio::time::sleep_until(deadline));
         loop {
             tokio::select! {
                 biased;
@@ -401,9 +488,9 @@ where
             tracing::trace!(sid = ?self.id, "ping received, sending pong");
             self.send(Packet::Pong)
                 .map_err(|_| Error::HeartbeatTimeout)?;
-            timer
-                .as_mut()
-                .reset(tokio::time::Instant::now() + interval + timeout);
+            deadline = Instant::now() + interval + timeout;
+            self.heartbeat_deadline.set(deadline);
+            timer.as_mut().reset(deadline);
         }
     }
 
@@ -657,6 +744,7 @@ where
             internal_rx: Mutex::new(InternalRx::default()),
             queue: PacketQueue::new(buffer_size),
             heartbeat: Notify::new(),
+            heartbeat_deadline: HeartbeatDeadline::default(),
             cancellation_token: CancellationToken::new(),
             close_fn,
 

@@ -322,3 +322,199 @@ pub async fn ws_packet_parsing() {
 
     assert_eq!(data, DisconnectReason::PacketParsingError);
 }
+
+/// The status of a request to the service, its body left unread.
+async fn status<H: EngineIoHandler>(
+    svc: &mut EngineIoService<H>,
+    params: String,
+    method: http::Method,
+    body: Option<&'static str>,
+) -> http::StatusCode {
+    use tower_service::Service;
+    let req = http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1/engine.io/?EIO=4&{params}"))
+        .body(http_body_util::Full::new(Bytes::from_static(
+            body.unwrap_or_default().as_bytes(),
+        )))
+        .unwrap();
+    svc.call(req).await.unwrap().status()
+}
+
+/// A server whose first ping comes long after the test, so that a poll waits until it is
+/// answered or given up.
+fn quiet_server(disconnect_tx: mpsc::Sender<DisconnectReason>) -> EngineIoService<MyHandler> {
+    let config = EngineIoConfig::builder()
+        .ping_interval(Duration::from_secs(60))
+        .ping_timeout(Duration::from_secs(60))
+        .build();
+    EngineIoService::with_config(Arc::new(MyHandler { disconnect_tx }), config)
+}
+
+/// A client that gives up its pending poll (the HTTP server drops the request when its
+/// connection closes) ends the session, as in Node's engine.io: the next poll with that sid
+/// gets 400.
+#[tokio::test]
+pub async fn polling_cancelled_poll() {
+    let (disconnect_tx, mut rx) = mpsc::channel(10);
+    let mut svc = quiet_server(disconnect_tx);
+    let sid = create_polling_connection(&mut svc).await;
+
+    let poll = send_req(
+        &mut svc,
+        format!("transport=polling&sid={sid}"),
+        http::Method::GET,
+        None,
+    );
+    tokio::time::timeout(Duration::from_millis(20), poll)
+        .await
+        .expect_err("the poll should wait for a packet");
+
+    let reason = tokio::time::timeout(Duration::from_millis(100), rx.recv())
+        .await
+        .expect("timeout waiting for DisconnectReason::TransportError")
+        .unwrap();
+    assert_eq!(reason, DisconnectReason::TransportError);
+
+    let next = status(
+        &mut svc,
+        format!("transport=polling&sid={sid}"),
+        http::Method::GET,
+        None,
+    );
+    assert_eq!(next.await, http::StatusCode::BAD_REQUEST);
+}
+
+/// A poll answered with packets keeps the session, even when its body is never read.
+#[tokio::test]
+pub async fn polling_answered_poll_keeps_the_session() {
+    let (disconnect_tx, mut rx) = mpsc::channel(10);
+    let mut svc = quiet_server(disconnect_tx);
+    let sid = create_polling_connection(&mut svc).await;
+    let params = format!("transport=polling&sid={sid}");
+
+    let sent = status(&mut svc, params.clone(), http::Method::POST, Some("4hello"));
+    assert_eq!(sent.await, http::StatusCode::OK);
+    // The echo is waiting: the poll is answered at once, and its response dropped unread.
+    let answered = status(&mut svc, params.clone(), http::Method::GET, None);
+    assert_eq!(answered.await, http::StatusCode::OK);
+
+    let sent = status(&mut svc, params.clone(), http::Method::POST, Some("4again"));
+    assert_eq!(sent.await, http::StatusCode::OK);
+    let echo = send_req(&mut svc, params, http::Method::GET, None).await;
+    assert_eq!(echo, "again");
+    assert!(rx.try_recv().is_err(), "the session should still be open");
+}
+
+/// A poll pending when the client upgrades to a websocket is answered with a `Noop`, and the
+/// session goes on over the websocket.
+#[tokio::test]
+pub async fn polling_pending_poll_answered_by_an_upgrade() {
+    use futures_util::StreamExt;
+
+    let (disconnect_tx, mut rx) = mpsc::channel(10);
+    let mut svc = quiet_server(disconnect_tx);
+    let sid = create_polling_connection(&mut svc).await;
+
+    let poll = tokio::spawn(send_req(
+        &mut svc,
+        format!("transport=polling&sid={sid}"),
+        http::Method::GET,
+        None,
+    ));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let mut ws = create_ws_upgrade_connection(&mut svc, sid.parse().unwrap()).await;
+    ws.send(Message::Text("2probe".into())).await.unwrap();
+    let probe = tokio::time::timeout(Duration::from_millis(500), ws.next())
+        .await
+        .expect("timeout waiting for 3probe")
+        .unwrap()
+        .unwrap();
+    assert_eq!(probe, Message::Text("3probe".into()));
+
+    // `send_req` strips the packet type: a `Noop` ("6") leaves nothing.
+    let noop = tokio::time::timeout(Duration::from_millis(500), poll)
+        .await
+        .expect("the pending poll should be answered")
+        .unwrap();
+    assert_eq!(noop, "");
+
+    ws.send(Message::Text("5".into())).await.unwrap();
+    ws.send(Message::Text("4hello".into())).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_millis(500), ws.next())
+        .await
+        .expect("timeout waiting for the echo")
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo, Message::Text("4hello".into()));
+    assert!(rx.try_recv().is_err(), "the session should still be open");
+}
+
+/// The heartbeat's clock starts at the handshake: the ping timeout closes the session
+/// `ping_interval + ping_timeout` after the handshake's answer, even when the heartbeat task
+/// first runs later (here the test holds the only runtime thread for most of the interval).
+#[tokio::test(flavor = "current_thread")]
+pub async fn polling_heartbeat_timeout_counts_from_the_handshake() {
+    const INTERVAL: Duration = Duration::from_millis(200);
+    const TIMEOUT: Duration = Duration::from_millis(50);
+    const HELD: Duration = Duration::from_millis(150);
+    let (disconnect_tx, mut rx) = mpsc::channel(10);
+    let config = EngineIoConfig::builder()
+        .ping_interval(INTERVAL)
+        .ping_timeout(TIMEOUT)
+        .build();
+    let mut svc = EngineIoService::with_config(Arc::new(MyHandler { disconnect_tx }), config);
+
+    create_polling_connection(&mut svc).await;
+    let answered = std::time::Instant::now();
+    std::thread::sleep(HELD);
+
+    let reason = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("timeout waiting for DisconnectReason::HeartbeatTimeout")
+        .unwrap();
+    let elapsed = answered.elapsed();
+    assert_eq!(reason, DisconnectReason::HeartbeatTimeout);
+    // A clock started by the task would close at 150 + 200 + 50 ms.
+    assert!(
+        elapsed >= INTERVAL + TIMEOUT - Duration::from_millis(5)
+            && elapsed < INTERVAL + TIMEOUT + Duration::from_millis(100),
+        "closed {elapsed:?} after the handshake, expected {:?}",
+        INTERVAL + TIMEOUT
+    );
+}
+
+/// A poll that comes after the heartbeat's deadline finds the session closed, even when the
+/// heartbeat task has not run yet to close it (here the test holds the only runtime thread
+/// past the deadline, then polls before yielding).
+#[tokio::test(flavor = "current_thread")]
+pub async fn polling_request_after_the_heartbeat_deadline() {
+    const INTERVAL: Duration = Duration::from_millis(50);
+    const TIMEOUT: Duration = Duration::from_millis(50);
+    let (disconnect_tx, mut rx) = mpsc::channel(10);
+    let config = EngineIoConfig::builder()
+        .ping_interval(INTERVAL)
+        .ping_timeout(TIMEOUT)
+        .build();
+    let mut svc = EngineIoService::with_config(Arc::new(MyHandler { disconnect_tx }), config);
+    let sid = create_polling_connection(&mut svc).await;
+    let params = format!("transport=polling&sid={sid}");
+
+    let ping = tokio::time::timeout(
+        Duration::from_secs(1),
+        send_req(&mut svc, params.clone(), http::Method::GET, None),
+    )
+    .await
+    .expect("timeout waiting for the first ping");
+    assert_eq!(ping, "");
+    std::thread::sleep(TIMEOUT + Duration::from_millis(20));
+
+    let late = status(&mut svc, params, http::Method::GET, None).await;
+    assert_eq!(late, http::StatusCode::BAD_REQUEST);
+    let reason = tokio::time::timeout(Duration::from_millis(100), rx.recv())
+        .await
+        .expect("timeout waiting for DisconnectReason::HeartbeatTimeout")
+        .unwrap();
+    assert_eq!(reason, DisconnectReason::HeartbeatTimeout);
+}

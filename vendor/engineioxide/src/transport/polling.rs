@@ -12,7 +12,7 @@ use tokio_util::future::FutureExt as _;
 use engineioxide_core::{Packet, ProtocolVersion, Sid, TransportType};
 
 use crate::{
-    DisconnectReason,
+    DisconnectReason, Socket,
     body::ResponseBody,
     engine::EngineIo,
     errors::Error,
@@ -80,6 +80,27 @@ where
     Ok(http_response(StatusCode::OK, packet, false))
 }
 
+/// The session a polling request is for.
+///
+/// A session whose heartbeat deadline has passed is closed now, whether or not its heartbeat
+/// job has run yet, and the request gets the answer of an unknown session, as in Node.
+fn polling_socket<H: EngineIoHandler>(
+    engine: &EngineIo<H>,
+    sid: Sid,
+) -> Result<Arc<Socket<H::Data>>, Error> {
+    let socket = engine.get_socket(sid).ok_or(Error::UnknownSessionID(sid))?;
+    if socket.heartbeat_expired() {
+        #[cfg(feature = "tracing")]
+        tracing::debug!(%sid, "heartbeat deadline passed, closing session");
+        socket.close(DisconnectReason::HeartbeatTimeout);
+        return Err(Error::UnknownSessionID(sid));
+    }
+    if !socket.is_http() {
+        return Err(Error::TransportMismatch);
+    }
+    Ok(socket)
+}
+
 /// Handle http polling request
 ///
 /// If there is packet in the socket buffer, it will be sent immediately
@@ -93,10 +114,7 @@ where
     B: Send + 'static,
     H: EngineIoHandler,
 {
-    let socket = engine.get_socket(sid).ok_or(Error::UnknownSessionID(sid))?;
-    if !socket.is_http() {
-        return Err(Error::TransportMismatch);
-    }
+    let socket = polling_socket(&engine, sid)?;
 
     if socket.is_upgrading() {
         #[cfg(feature = "tracing")]
@@ -121,6 +139,13 @@ where
     #[cfg(feature = "tracing")]
     tracing::debug!(%sid, %protocol, supports_binary = socket.supports_binary, "polling request");
 
+    // From here on the request is pending: if the client gives it up, the session ends.
+    let pending = PendingPoll {
+        engine: &engine,
+        sid,
+        answered: false,
+    };
+
     let max_payload = engine.config.max_payload;
     let mut packets = 0;
     let payload = {
@@ -142,6 +167,7 @@ where
             .with_cancellation_token(&socket.cancellation_token)
             .await
     };
+    pending.answer();
 
     let Some(Payload {
         data,
@@ -170,6 +196,39 @@ where
     Ok(http_response(StatusCode::OK, data, has_binary))
 }
 
+/// A long-poll request waiting for packets.
+///
+/// The HTTP server drops the request's future when its connection closes before the response
+/// is ready: the client cancelled the poll. Node's engine.io ends the session then ("poll
+/// connection closed prematurely", a transport error), and so does this guard when it is
+/// dropped unanswered. A poll answered normally, by packets or by the session closing (an
+/// upgrade answers it with a `Noop`), leaves the session as it is.
+struct PendingPoll<'a, H: EngineIoHandler> {
+    engine: &'a EngineIo<H>,
+    sid: Sid,
+    answered: bool,
+}
+
+impl<H: EngineIoHandler> PendingPoll<'_, H> {
+    /// The response is ready: whatever happens to the connection now, the session stays.
+    fn answer(mut self) {
+        self.answered = true;
+    }
+}
+
+impl<H: EngineIoHandler> Drop for PendingPoll<'_, H> {
+    fn drop(&mut self) {
+        // Closing spawns the task that tells the handler; a future dropped with its runtime
+        // (the server shutting down) has none to spawn on, and its session goes with it.
+        if !self.answered && tokio::runtime::Handle::try_current().is_ok() {
+            #[cfg(feature = "tracing")]
+            tracing::debug!(sid = %self.sid, "polling request cancelled, closing session");
+            self.engine
+                .close_session(self.sid, DisconnectReason::TransportError);
+        }
+    }
+}
+
 /// Handle http polling post request
 ///
 /// Split the body into packets and send them to the internal socket
@@ -186,10 +245,7 @@ where
     <R as Body>::Data: Send,
     B: Send + 'static,
 {
-    let socket = engine.get_socket(sid).ok_or(Error::UnknownSessionID(sid))?;
-    if !socket.is_http() {
-        return Err(Error::TransportMismatch);
-    }
+    let socket = polling_socket(&engine, sid)?;
 
     let (parts, body) = req.into_parts();
     // Clients send the body's length; a chunked body counts what it promises at least.
