@@ -4,20 +4,20 @@
 
 use std::sync::Arc;
 
-use axum::{Extension, Router};
 use axum::middleware;
+use axum::{Extension, Router};
 use engineioxide::PerMessageDeflate;
 use engineioxide::config::EngineIoConfig;
 use engineioxide::service::{EngineIoService, NotFoundService};
 use http::Method;
 use socketioxide::adapter::Adapter;
 use socketioxide::service::SocketIoService;
-use socketioxide::{SocketIo, TransportType};
+use socketioxide::{ParserConfig, SocketIo, TransportType};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::adapter::RedisStatus;
 use crate::api;
-use crate::config::{Config, Profile, Transport};
+use crate::config::{Config, PacketParser, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
 use crate::http::compression::{self, PollingCompression};
 use crate::http::guard::{self, RealtimeGuard};
@@ -153,6 +153,12 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         // Every WebSocket keeps its read buffer allocated while idle; 1 KiB instead of 4 KiB
         // saves 3 KiB per connection, and larger messages are read in several chunks.
         .ws_read_buffer_size(1024);
+    // One parser for every namespace and every client, as in Node: a client whose parser
+    // differs fails to decode its first packet and is closed.
+    let builder = match config.parser {
+        PacketParser::Default => builder,
+        PacketParser::Msgpack => builder.with_parser(ParserConfig::msgpack()),
+    };
     // Connection state recovery: sessions and sent packets in memory.
     let builder = crate::relay::recovery::with_memory_store(builder, config);
     match (

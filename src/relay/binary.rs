@@ -31,6 +31,14 @@ pub fn to_json(value: &rmpv::Value) -> Json {
             || String::from_utf8_lossy(s.as_bytes()).into_owned(),
             str::to_owned,
         )),
+        // notepack.io's `undefined` and `Date` (`--parser msgpack`), as JSON.stringify writes
+        // them, so the app sees what the default parser would have carried.
+        value if is_undefined(value) => Json::Null,
+        rmpv::Value::Ext(0, bytes) if bytes.len() == 8 => {
+            let mut millis = [0; 8];
+            millis.copy_from_slice(bytes);
+            iso_date(i64::from_be_bytes(millis)).map_or(Json::Null, Json::String)
+        }
         rmpv::Value::Binary(bytes) | rmpv::Value::Ext(_, bytes) => {
             let mut map = Map::with_capacity(1);
             map.insert(BINARY_KEY.to_owned(), Json::String(STANDARD.encode(bytes)));
@@ -40,6 +48,8 @@ pub fn to_json(value: &rmpv::Value) -> Json {
         rmpv::Value::Map(entries) => Json::Object(
             entries
                 .iter()
+                // JSON.stringify leaves out a key whose value is `undefined`.
+                .filter(|(_, value)| !is_undefined(value))
                 .map(|(key, value)| {
                     let key = match key {
                         rmpv::Value::String(s) => s.as_str().unwrap_or_default().to_owned(),
@@ -50,6 +60,46 @@ pub fn to_json(value: &rmpv::Value) -> Json {
                 .collect(),
         ),
     }
+}
+
+/// notepack.io's `undefined`: an extension of type 0 holding one byte. (An `ArrayBuffer`, also
+/// of type 0, has been read as binary by then.)
+fn is_undefined(value: &rmpv::Value) -> bool {
+    matches!(value, rmpv::Value::Ext(0, bytes) if bytes.len() == 1)
+}
+
+/// A time in Unix milliseconds as JavaScript's `Date.prototype.toISOString` writes it
+/// (`1970-01-01T00:00:00.000Z`), or `None` outside the years 0 to 9999, where it writes an
+/// expanded year or fails.
+fn iso_date(millis: i64) -> Option<String> {
+    const MS_PER_DAY: i64 = 86_400_000;
+    let days = millis.div_euclid(MS_PER_DAY);
+    let ms_of_day = millis.rem_euclid(MS_PER_DAY);
+    // Days to a civil date in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    if !(0..=9999).contains(&year) {
+        return None;
+    }
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1_000 % 60,
+        ms_of_day % 1_000
+    ))
 }
 
 /// A JSON value from the app as an argument: an object whose only key is `_binary` becomes
@@ -119,6 +169,39 @@ mod tests {
             ]
         );
         assert_eq!(args_from_json(&json).expect("valid"), args);
+    }
+
+    #[test]
+    fn msgpack_undefined_and_dates_read_as_json_stringify_writes_them() {
+        let date = |millis: i64| rmpv::Value::Ext(0, millis.to_be_bytes().to_vec());
+        let args = vec![
+            rmpv::Value::Ext(0, vec![0]),
+            date(0),
+            date(1_763_740_800_123),
+            date(951_782_400_000 - 1),
+            date(-1),
+            date(253_402_300_800_000),
+            rmpv::Value::Ext(0, vec![1, 2]),
+            rmpv::Value::Ext(5, vec![1]),
+            rmpv::Value::Map(vec![
+                (rmpv::Value::from("gone"), rmpv::Value::Ext(0, vec![0])),
+                (rmpv::Value::from("kept"), rmpv::Value::Nil),
+            ]),
+        ];
+        assert_eq!(
+            args_to_json(&args),
+            [
+                Json::Null,
+                json!("1970-01-01T00:00:00.000Z"),
+                json!("2025-11-21T16:00:00.123Z"),
+                json!("2000-02-28T23:59:59.999Z"),
+                json!("1969-12-31T23:59:59.999Z"),
+                Json::Null,
+                json!({ "_binary": "AQI=" }),
+                json!({ "_binary": "AQ==" }),
+                json!({ "kept": null }),
+            ]
+        );
     }
 
     #[test]

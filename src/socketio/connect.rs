@@ -14,6 +14,7 @@ use super::handlers::{self, Audience};
 use crate::metrics::{RefusalCause, TransportLabel};
 use crate::relay::Relay;
 use crate::relay::auth::AuthError;
+use crate::relay::binary;
 use crate::relay::client::{ClientState, Transport};
 use crate::relay::events::{self, BuiltinEvent};
 use crate::relay::handshake::handshake;
@@ -29,9 +30,16 @@ use crate::relay::recovery;
 /// `connect_error` with the reason.
 pub async fn admit<A: Adapter>(
     socket: SocketRef<A>,
-    Data(auth): Data<serde_json::Value>,
+    Data(auth): Data<rmpv::Value>,
     State(relay): State<Arc<Relay>>,
 ) -> Result<(), Refusal> {
+    // Read as any value first: with `--parser msgpack` it may hold binary, a `Date` or
+    // `undefined`, which become JSON as the default parser would have carried them. No auth at
+    // all (nil with `--parser msgpack`) is `{}`, as Node's `Object.assign({}, auth)` makes it.
+    let auth = match binary::to_json(&auth) {
+        serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+        auth => auth,
+    };
     let started = Instant::now();
     let refused = |error: &dyn std::fmt::Display, cause: RefusalCause| {
         relay.metrics.handshake_refused(cause);

@@ -4,9 +4,11 @@
 //! (the `socketioxide-parser-common` crate the server uses, with its default limits), feeds it
 //! the binary attachments that follow it, routes it the way socketioxide routes it to the
 //! handlers of the default profile, and runs iorelay's payload checks ([`EventArgs`],
-//! [`RoomName::parse`], [`chat_message`]). The result says what the server would answer. The
-//! fuzz target in `tests/fuzz/` and the seed corpus tests drive the server's decoding through
-//! it, so it must return, never panic, for any input.
+//! [`RoomName::parse`], [`chat_message`]). The result says what the server would answer.
+//! [`handle_client_msgpack_packet`] does the same for a packet of `--parser msgpack`, checked
+//! as the npm `socket.io-msgpack-parser` checks it and decoded with
+//! `socketioxide-parser-msgpack`. The fuzz target in `tests/fuzz/` and the seed corpus tests
+//! drive the server's decoding through them, so they must return, never panic, for any input.
 //!
 //! What needs a connection is left out: authentication, the rate limit, the per-socket room
 //! limit, room sizes and ordering. The sender counts as connected to the namespace the packet
@@ -15,9 +17,10 @@
 
 use bytes::Bytes;
 use socketioxide_core::Str;
-use socketioxide_core::packet::PacketData;
+use socketioxide_core::packet::{Packet, PacketData};
 use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
 use socketioxide_parser_common::CommonParser;
+use socketioxide_parser_msgpack::MsgPackParser;
 
 use super::arguments::{MalformedArgs, check_raw};
 use crate::relay::chat::chat_message;
@@ -139,7 +142,23 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
         }
         Err(error) => return Err(PacketError::Malformed(error)),
     };
+    route(CommonParser, packet)
+}
 
+/// Runs one client packet of `--parser msgpack` (a whole MessagePack packet, as one binary
+/// Engine.IO message carries it) through the server's decoding and validation, and says what
+/// the server would answer.
+pub fn handle_client_msgpack_packet(packet: &[u8]) -> Result<Outcome, PacketError> {
+    let packet = socketioxide::check_msgpack_packet(Bytes::copy_from_slice(packet))
+        .and_then(|checked| {
+            MsgPackParser.decode_bin(&ParseConfig::default(), &ParserState::default(), checked)
+        })
+        .map_err(PacketError::Malformed)?;
+    route(MsgPackParser, packet)
+}
+
+/// Where socketioxide takes a decoded packet, and what the handler there answers.
+fn route<P: Parse>(parser: P, packet: Packet) -> Result<Outcome, PacketError> {
     let namespace = packet.ns.as_str();
     match (packet.inner, events::namespace(namespace)) {
         (PacketData::Connect(_), Some(_)) => Ok(Outcome::Connected {
@@ -159,13 +178,13 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
             PacketData::Event(mut data, ack_id) | PacketData::BinaryEvent(mut data, ack_id),
             Some(served),
         ) => {
-            let event = CommonParser
+            let event = parser
                 .read_event(&data)
                 .map_err(|_| PacketError::InvalidEventName)?
                 .to_owned();
             // The same checks and decoding as the `Args` extractor, which every handler uses.
             check_raw(&data)?;
-            let args = CommonParser
+            let args = parser
                 .decode_value::<EventArgs>(&mut data, true)
                 .map_err(MalformedArgs::Undecodable)?;
             let Route::Builtin(builtin) = served.route(&event) else {
@@ -178,7 +197,8 @@ pub fn handle_client_packet(packet: &str, attachments: &[&[u8]]) -> Result<Outco
                 ack_id,
             })
         }
-        // The parser never yields a CONNECT_ERROR from a client (packet type 4 is refused).
+        // The text parser refuses packet type 4; the MessagePack one decodes it, and
+        // socketioxide then closes the connection.
         (PacketData::ConnectError(_), Some(_)) => {
             Err(PacketError::Malformed(ParseError::InvalidPacketType))
         }
@@ -316,6 +336,87 @@ mod tests {
                     Err(PacketError::Malformed(_)) | Err(PacketError::InvalidEventName)
                 ),
                 "{malformed:?}"
+            );
+        }
+    }
+
+    /// Packets as socket.io-msgpack-parser 3.0.2 writes what socket.io-client 4.8 emits.
+    mod from_npm {
+        /// `emit("chat", { room: "r", text: "hi" }, ack)` with ack id 7.
+        pub const CHAT: &[u8] = b"\x85\xa4type\x02\xa4data\x92\xa4chat\x82\xa4room\xa1r\xa4text\xa2hi\xa7options\x81\xa8compress\xc3\xa2id\x07\xa3nsp\xa1/";
+        /// `emit("join", "lobby")` on `/chat`.
+        pub const JOIN_CHAT: &[u8] = b"\x84\xa4type\x02\xa4data\x92\xa4join\xa5lobby\xa7options\x81\xa8compress\xc3\xa3nsp\xa5/chat";
+        /// `emit("message", Buffer.from([1, 2]), new Uint8Array([3]), undefined)`.
+        pub const BINARY: &[u8] = b"\x84\xa4type\x02\xa4data\x94\xa7message\xc4\x02\x01\x02\xc7\x01\x00\x03\xd4\x00\x00\xa7options\x81\xa8compress\xc3\xa3nsp\xa1/";
+        /// CONNECT to `/nowhere` with `auth: { token: "t" }`.
+        pub const CONNECT_NOWHERE: &[u8] =
+            b"\x83\xa4type\x00\xa4data\x81\xa5token\xa1t\xa3nsp\xa8/nowhere";
+        /// `emit(42)`: no event name.
+        pub const NUMBER_AS_EVENT: &[u8] =
+            b"\x84\xa4type\x02\xa4data\x91*\xa7options\x81\xa8compress\xc3\xa3nsp\xa1/";
+    }
+
+    #[test]
+    fn msgpack_packets_reach_the_same_handlers() {
+        match handle_client_msgpack_packet(from_npm::CHAT) {
+            Ok(Outcome::Handled {
+                event,
+                ack_id: Some(7),
+                answer: Answer::Chat(message),
+                ..
+            }) => {
+                assert_eq!(event, "chat");
+                assert_eq!(
+                    (message.room.as_deref(), message.text.as_str()),
+                    (Some("r"), "hi")
+                );
+            }
+            other => panic!("expected a handled chat, got {other:?}"),
+        }
+        assert!(matches!(
+            handle_client_msgpack_packet(from_npm::JOIN_CHAT),
+            Ok(Outcome::Handled { namespace, answer: Answer::Room(room), .. })
+                if namespace == "/chat" && room.as_str() == "lobby"
+        ));
+        // A Buffer and a Uint8Array are both binary; `undefined` stays notepack.io's undefined.
+        assert_eq!(
+            handle_client_msgpack_packet(from_npm::BINARY).ok(),
+            Some(Outcome::Handled {
+                namespace: "/".into(),
+                event: "message".into(),
+                ack_id: None,
+                answer: Answer::Message(EventArgs(vec![
+                    Value::Binary(vec![1, 2]),
+                    Value::Binary(vec![3]),
+                    Value::Ext(0, vec![0]),
+                ])),
+            })
+        );
+        assert!(matches!(
+            handle_client_msgpack_packet(from_npm::CONNECT_NOWHERE),
+            Ok(Outcome::InvalidNamespace { namespace }) if namespace == "/nowhere"
+        ));
+        assert!(matches!(
+            handle_client_msgpack_packet(from_npm::NUMBER_AS_EVENT),
+            Err(PacketError::InvalidEventName)
+        ));
+    }
+
+    #[test]
+    fn msgpack_packets_the_npm_parser_refuses_are_refused() {
+        // A text packet, a binary event type, a null ack id, truncated data.
+        for packet in [
+            &b"2[\"echo\"]"[..],
+            b"\x83\xa4type\x05\xa3nsp\xa1/\xa4data\x91\xa4echo",
+            b"\x84\xa4type\x02\xa3nsp\xa1/\xa4data\x91\xa4echo\xa2id\xc0",
+            b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa4echo\xc4\x09",
+        ] {
+            assert!(
+                matches!(
+                    handle_client_msgpack_packet(packet),
+                    Err(PacketError::Malformed(_))
+                ),
+                "{packet:?}"
             );
         }
     }

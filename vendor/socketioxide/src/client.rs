@@ -342,7 +342,7 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
             Err(ParseError::NeedsMoreBinaryData) => return,
             Err(_e) => {
                 #[cfg(feature = "tracing")]
-                tracing::debug!("socket deserialization error: {}", _e);
+                log_parse_error(&_e, socket.id);
                 socket.close(EIoDisconnectReason::PacketParsingError);
                 return;
             }
@@ -385,7 +385,7 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
             Err(ParseError::NeedsMoreBinaryData) => return,
             Err(_e) => {
                 #[cfg(feature = "tracing")]
-                tracing::debug!("socket deserialization error: {}", _e);
+                log_parse_error(&_e, socket.id);
                 socket.close(EIoDisconnectReason::PacketParsingError);
                 return;
             }
@@ -411,6 +411,30 @@ impl<A: Adapter> EngineIoHandler for Client<A> {
         }
     }
 }
+
+/// Logs why a packet could not be decoded. A client whose parser is not the server's fails on
+/// its first packet and sees only a closed connection, so the first such client is named at
+/// warn level (then at debug level, as every other decoding error, so that a client retrying
+/// in a loop does not flood the log).
+#[cfg(feature = "tracing")]
+fn log_parse_error(error: &ParseError, sid: Sid) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static MISMATCH_LOGGED: AtomicBool = AtomicBool::new(false);
+    let mismatch = matches!(
+        error,
+        ParseError::UnexpectedStringPacket | ParseError::UnexpectedBinaryPacket
+    );
+    if mismatch && !MISMATCH_LOGGED.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            %sid,
+            "closing a connection whose packets another parser wrote: {error} \
+             (logged once; later ones at debug level)"
+        );
+    } else {
+        tracing::debug!(%sid, "socket deserialization error: {error}");
+    }
+}
+
 impl<A: Adapter> std::fmt::Debug for Client<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut f = f.debug_struct("Client");

@@ -355,11 +355,19 @@ pub use errors::{
     SendError, SocketError,
 };
 pub use io::{ParserConfig, SocketIo, SocketIoBuilder, SocketIoConfig};
+/// Checks a MessagePack packet as the npm `socket.io-msgpack-parser` does, and rewrites what
+/// it would otherwise decode differently, before the MessagePack parser decodes it. For tools
+/// that run client packets through the server's decoding without a socket.
+#[cfg(feature = "msgpack")]
+#[doc(hidden)]
+pub use msgpack_compat::npm_packet as check_msgpack_packet;
 
 mod broadcast_observer;
 mod client;
 mod errors;
 mod io;
+#[cfg(feature = "msgpack")]
+mod msgpack_compat;
 mod ns;
 mod parser;
 

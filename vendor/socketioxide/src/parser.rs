@@ -66,7 +66,9 @@ impl Parse for Parser {
         let packet = match self {
             Parser::Common(p) => p.decode_bin(config, state, bin),
             #[cfg(feature = "msgpack")]
-            Parser::MsgPack(p) => p.decode_bin(config, state, bin),
+            Parser::MsgPack(p) => {
+                p.decode_bin(config, state, crate::msgpack_compat::npm_packet(bin)?)
+            }
         }?;
 
         #[cfg(feature = "tracing")]
