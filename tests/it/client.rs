@@ -249,6 +249,25 @@ impl SioClient {
         .is_ok()
     }
 
+    /// The close code of the frame that ends the connection within `wait`, reading and
+    /// discarding frames before it; `None` when the connection ends without a close frame or
+    /// stays open.
+    pub async fn close_code_within(&mut self, wait: Duration) -> Option<u16> {
+        timeout(wait, async {
+            while let Some(frame) = self.ws.next().await {
+                match frame {
+                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                    Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     fn decode(&self, text: &str) -> Option<Packet> {
         let rest = text.strip_prefix('4')?;
         let kind = rest.chars().next()?;

@@ -364,6 +364,15 @@ where
         .await
     {
         Some(Err(ref e)) => {
+            if let Error::WsTransport(err) = e
+                && matches!(**err, tungstenite::Error::Capacity(_))
+            {
+                // As Node's `ws`: a message over the limit is answered with close code 1009
+                // ("Message Too Big") and no reason.
+                socket
+                    .queue
+                    .push_control(Outgoing::Raw(Bytes::from_static(&[0x88, 0x02, 0x03, 0xF1])));
+            }
             let reason =
                 Option::<DisconnectReason>::from(e).unwrap_or(DisconnectReason::TransportError);
 
@@ -412,6 +421,12 @@ where
                 }
                 Packet::Message(msg) => {
                     engine.handler.on_message(msg, socket.clone());
+                    Ok(())
+                }
+                // A client that cannot send binary frames (`forceBase64`) sends base64 text,
+                // which Node takes on a WebSocket as on long-polling.
+                Packet::Binary(data) | Packet::BinaryV3(data) => {
+                    engine.handler.on_binary(data, socket.clone());
                     Ok(())
                 }
                 p => return Err(Error::BadPacket(p)),
