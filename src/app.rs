@@ -19,6 +19,7 @@ use crate::adapter::RedisStatus;
 use crate::api;
 use crate::config::{Config, PacketParser, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
+use crate::engine_suite;
 use crate::http::compression::{self, PollingCompression};
 use crate::http::guard::{self, RealtimeGuard};
 use crate::http::{health, metrics, request_head, static_files};
@@ -27,7 +28,8 @@ use crate::relay::Relay;
 use crate::relay::webhook::WebhookSetupError;
 
 /// Everything served on the port: Socket.IO at `--path`, plain WebSocket, health, the page and,
-/// in the conformance profile, the Engine.IO echo, behind CORS and the realtime guard.
+/// in the conformance profile, the Engine.IO echo (in the client-suite profile, the
+/// engine.io-client suite's fixture), behind CORS and the realtime guard.
 ///
 /// The Socket.IO service is created once and routed to: a layer applied below a fallback would
 /// be re-created per request, each copy with its own (empty) session table.
@@ -70,6 +72,10 @@ pub fn router<A: Adapter>(
             config,
         ));
         realtime_paths.push(engine_echo::PATH.to_owned());
+    }
+    if config.profile == Profile::ClientSuite {
+        router = router.merge(engine_io_layers(engine_suite::router(), config));
+        realtime_paths.push(engine_suite::PATH.to_owned());
     }
     let endpoint = PlainEndpoint {
         io: io.clone(),

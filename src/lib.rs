@@ -25,6 +25,7 @@ pub(crate) mod api;
 pub mod app;
 pub mod config;
 pub(crate) mod engine_echo;
+pub(crate) mod engine_suite;
 pub(crate) mod heap;
 pub(crate) mod http;
 pub mod metrics;

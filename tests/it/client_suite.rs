@@ -1,6 +1,6 @@
-//! `--profile client-suite`: the fixture server of socket.io-client's own test suite, checked on
-//! the wire (the suite itself runs from a copy of the socket.io repository, see
-//! docs/client-suite.md).
+//! `--profile client-suite`: the fixture servers of socket.io-client's and engine.io-client's
+//! own test suites, checked on the wire (the suites themselves run from a copy of the socket.io
+//! repository, see docs/client-suites.md).
 
 use std::time::{Duration, Instant};
 
@@ -212,6 +212,150 @@ async fn a_new_session_is_answered_after_the_fixture_delay() {
     // The session's own requests are served as usual.
     let answer = client.post(&session).body("40").send().await.expect("post");
     assert_eq!(answer.status(), 200);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn engine_io_fixture_greets_echoes_and_sets_the_handshake_cookies() {
+    let app = spawn_app(&PROFILE).await;
+    let client = reqwest::Client::new();
+    let base = format!("{}/engine.io/?EIO=4&transport=polling", app.url());
+    let handshake = client.get(&base).send().await.expect("handshake");
+    assert_eq!(handshake.status(), 200);
+    let cookies: Vec<&str> = handshake
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    assert_eq!(cookies.len(), 4, "{cookies:?}");
+    assert_eq!(cookies[0], "1=1; Max-Age=86400");
+    assert_eq!(cookies[1], "2=2; Path=/; HttpOnly; Secure; SameSite=Strict");
+    assert!(cookies[3].starts_with("4=4; Expires="), "{cookies:?}");
+    let open = handshake.text().await.expect("open packet");
+    let open: Value = serde_json::from_str(&open[1..]).expect("open payload");
+    assert_eq!(open["pingInterval"], 500);
+    assert_eq!(open["maxPayload"], 100);
+    let session = format!("{base}&sid={}", open["sid"].as_str().expect("sid"));
+    let poll = |url: String| {
+        let client = client.clone();
+        async move {
+            let body = client.get(url).send().await.expect("poll");
+            body.text().await.expect("poll body")
+        }
+    };
+    assert_eq!(poll(session.clone()).await, "4hi");
+    // Node's `socket.transport.dataReq.headers`: the headers of the POST carrying the message.
+    let post = client
+        .post(&session)
+        .header("cookie", "1=1")
+        .header("cookie", "2=2")
+        .body("4sendHeaders")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(post.status(), 200);
+    let headers = poll(session.clone()).await;
+    let headers: Value = serde_json::from_str(&headers[1..]).expect("headers as JSON");
+    assert_eq!(headers["cookie"], "1=1; 2=2");
+    client
+        .post(&session)
+        .body("4give utf8")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        poll(session.clone()).await,
+        "4пойду спать всем спокойной ночи"
+    );
+    client
+        .post(&session)
+        .body("4give binary")
+        .send()
+        .await
+        .expect("post");
+    // Binary over long-polling is base64 text: the bytes 0 to 4.
+    assert_eq!(poll(session.clone()).await, "bAAECAwQ=");
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn engine_io_fixture_refuses_a_handshake_that_asks_for_it() {
+    let app = spawn_app(&PROFILE).await;
+    let client = reqwest::Client::new();
+    let denied = client
+        .get(format!(
+            "{}/engine.io/?EIO=4&transport=polling&deny=1",
+            app.url()
+        ))
+        .send()
+        .await
+        .expect("handshake");
+    assert_eq!(denied.status(), 403);
+    assert!(denied.headers().get("set-cookie").is_none());
+    assert_eq!(
+        denied.text().await.expect("body"),
+        r#"{"code":4,"message":"Forbidden"}"#
+    );
+    // A body over the fixture's maxHttpBufferSize (100 bytes) is refused.
+    let session = {
+        let base = format!("{}/engine.io/?EIO=4&transport=polling", app.url());
+        let open = client.get(&base).send().await.expect("handshake");
+        let open = open.text().await.expect("open");
+        let open: Value = serde_json::from_str(&open[1..]).expect("open payload");
+        format!("{base}&sid={}", open["sid"].as_str().expect("sid"))
+    };
+    let too_long = client
+        .post(&session)
+        .body(format!("4{}", "a".repeat(101)))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(too_long.status(), 413);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn engine_io_fixture_over_websocket_reads_base64_binary_and_closes_too_big_with_1009() {
+    let app = spawn_app(&PROFILE).await;
+    let url = format!("ws://{}/engine.io/?EIO=4&transport=websocket", app.address);
+    let (mut ws, _) = connect_async(&url).await.expect("websocket");
+    let mut next = async || loop {
+        match timeout(WAIT, ws.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Text(text))) if text.as_str().starts_with('0') => continue,
+            Some(Ok(frame)) => return frame,
+            other => panic!("connection ended: {other:?}"),
+        }
+    };
+    assert_eq!(next().await, Message::text("4hi"));
+    // A client with `forceBase64` sends binary as base64 text: the bytes 0 to 4, echoed as a
+    // binary frame.
+    ws.send(Message::text("bAAECAwQ=")).await.expect("send");
+    let echoed = loop {
+        match timeout(WAIT, ws.next()).await.expect("a frame in time") {
+            Some(Ok(Message::Binary(data))) => break data,
+            Some(Ok(_)) => continue,
+            other => panic!("connection ended: {other:?}"),
+        }
+    };
+    assert_eq!(&echoed[..], &[0, 1, 2, 3, 4]);
+    // Over the fixture's maxHttpBufferSize (100 bytes): close code 1009, as Node's `ws` sends.
+    ws.send(Message::text(format!("4{}", "a".repeat(200))))
+        .await
+        .expect("send");
+    let code = timeout(WAIT, async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(code, Some(1009));
     app.stop().await.expect("clean stop");
 }
 
