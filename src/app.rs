@@ -16,6 +16,7 @@ use socketioxide::{ParserConfig, SocketIo, TransportType};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 
 use crate::adapter::RedisStatus;
+use crate::adapter::sessions::RedisSessions;
 use crate::api;
 use crate::config::{Config, PacketParser, Profile, Transport};
 use crate::engine_echo::{self, EchoHandler};
@@ -25,6 +26,7 @@ use crate::http::guard::{self, RealtimeGuard};
 use crate::http::{health, metrics, request_head, static_files};
 use crate::plain_ws::{self, PlainEndpoint};
 use crate::relay::Relay;
+use crate::relay::recovery::RecoverySettings;
 use crate::relay::webhook::WebhookSetupError;
 
 /// Everything served on the port: Socket.IO at `--path`, plain WebSocket, health, the page and,
@@ -165,8 +167,15 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
         PacketParser::Default => builder,
         PacketParser::Msgpack => builder.with_parser(ParserConfig::msgpack()),
     };
-    // Connection state recovery: sessions and sent packets in memory.
-    let builder = crate::relay::recovery::with_memory_store(builder, config);
+    // Connection state recovery: sessions and sent packets in Redis when rooms are shared
+    // through it (a client may come back through any node), in memory otherwise.
+    let builder =
+        match (RecoverySettings::from_config(config), &config.redis_url) {
+            (Some(settings), Some(url)) => builder.with_session_store(Arc::new(
+                RedisSessions::new(url.expose(), config.redis_cluster_mode(), settings),
+            )),
+            _ => crate::relay::recovery::with_memory_store(builder, config),
+        };
     match (
         config.allows(Transport::Polling),
         config.allows(Transport::Websocket),

@@ -500,12 +500,6 @@ pub enum ConfigError {
     /// Both authentication modes at once.
     #[error("'--auth-token' and '--auth-secret' cannot be used together: pick one")]
     TwoAuthModes,
-    /// Recovery with rooms shared through Redis: each node's log would miss the packets the
-    /// other nodes send, and a client would be told it recovered while missing them.
-    #[error(
-        "'--connection-state-recovery' works on a single node for now: it cannot be used with '--redis-url'"
-    )]
-    RecoveryWithRedis,
     /// A limit that must be positive is zero.
     #[error("invalid value '0' for '--{0}': must be greater than 0")]
     ZeroLimit(&'static str),
@@ -631,9 +625,6 @@ impl Config {
         }
         if self.auth_token.is_some() && self.auth_secret.is_some() {
             return Err(ConfigError::TwoAuthModes);
-        }
-        if self.connection_state_recovery && self.redis_url.is_some() {
-            return Err(ConfigError::RecoveryWithRedis);
         }
         for (name, value) in [
             ("max-connections", self.max_connections),
@@ -963,14 +954,14 @@ mod tests {
         assert!(config.connection_state_recovery);
         assert_eq!(config.recovery_max_disconnection_ms, 500);
         assert!(!config.recovery_skip_middlewares);
-        assert!(
-            parse(&[
-                "--connection-state-recovery",
-                "--redis-url",
-                "redis://127.0.0.1:6379"
-            ])
-            .is_err()
-        );
+        // With Redis, sessions and packets are kept there for every node.
+        let shared = parse(&[
+            "--connection-state-recovery",
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+        ])
+        .expect("valid");
+        assert!(shared.connection_state_recovery);
     }
 
     #[test]

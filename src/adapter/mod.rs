@@ -2,6 +2,7 @@
 
 pub mod cluster_link;
 pub mod redis_link;
+pub mod sessions;
 
 use std::time::Duration;
 

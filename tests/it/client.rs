@@ -33,6 +33,8 @@ pub struct SioClient {
     namespace: String,
     /// Socket id given by the namespace CONNECT packet.
     pub sid: String,
+    /// The private session id of the CONNECT answer, with connection state recovery on.
+    pub pid: Option<String>,
     next_ack: u64,
     /// Packets read while looking for another one, handed out first.
     pending: VecDeque<Packet>,
@@ -63,6 +65,7 @@ impl SioClient {
             ws,
             namespace: namespace.to_owned(),
             sid: String::new(),
+            pid: None,
             next_ack: 0,
             pending: VecDeque::new(),
         };
@@ -78,10 +81,15 @@ impl SioClient {
             if let Some(body) = body {
                 let payload: Value = serde_json::from_str(body).expect("connect payload");
                 client.sid = payload["sid"].as_str().expect("sid").to_owned();
+                client.pid = payload["pid"].as_str().map(str::to_owned);
                 return Ok(client);
             }
             if text.starts_with("44") {
                 return Err(client.decode(&text).expect("connect error packet"));
+            }
+            // A recovered session's missed events come before the CONNECT answer, as in Node.
+            if let Some(packet) = client.decode(&text) {
+                client.pending.push_back(packet);
             }
         }
     }

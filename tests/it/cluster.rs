@@ -259,3 +259,58 @@ async fn a_redis_cluster_carries_room_broadcasts_over_sharded_pub_sub() {
     first.stop().await.expect("clean stop");
     second.stop().await.expect("clean stop");
 }
+
+/// Connection state recovery over a Redis Cluster: a client that leaves one node comes back to
+/// another with its session id and last offset, and gets its id and the chats it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_recovers_on_another_node_over_a_redis_cluster() {
+    let cluster = crate::redis_server::RedisCluster::start();
+    let url = cluster.url();
+    let flags = [
+        "--redis-url",
+        url.as_str(),
+        "--connection-state-recovery",
+        "--tick-interval-ms",
+        "0",
+    ];
+    let first = spawn_app(&flags).await;
+    let second = spawn_app(&flags).await;
+    let mut leaving = SioClient::connect(first.address, "/").await;
+    let pid = leaving
+        .pid
+        .clone()
+        .expect("a session id in the CONNECT answer");
+    let mut sender = SioClient::connect(second.address, "/").await;
+    leaving.emit_with_ack("join", &[json!("kept")]).await;
+    sender.emit_with_ack("join", &[json!("kept")]).await;
+    sender
+        .emit_with_ack("chat", &[json!({"room": "kept", "text": "seen"})])
+        .await;
+    let seen = leaving.expect_event("chat").await;
+    let offset = seen
+        .last()
+        .and_then(Value::as_str)
+        .expect("an offset after the chat")
+        .to_owned();
+    let id = leaving.sid.clone();
+    leaving.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for text in ["one", "two", "three"] {
+        sender
+            .emit_with_ack("chat", &[json!({"room": "kept", "text": text})])
+            .await;
+    }
+    let auth = json!({ "pid": pid, "offset": offset });
+    let mut back = SioClient::connect_with_auth(second.address, "/", Some(auth))
+        .await
+        .expect("recovered");
+    assert_eq!(back.sid, id, "the same socket id on the other node");
+    let missed: Vec<Value> = chats(&mut back)
+        .await
+        .into_iter()
+        .map(|chat| chat["text"].clone())
+        .collect();
+    assert_eq!(missed, ["one", "two", "three"]);
+    first.stop().await.expect("clean stop");
+    second.stop().await.expect("clean stop");
+}

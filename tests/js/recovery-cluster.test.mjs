@@ -1,0 +1,219 @@
+// Connection state recovery on two nodes sharing a real redis-server: the unchanged
+// socket.io-client 4 reaches the nodes through one address (a TCP front that forwards to one
+// node, as a load balancer would), loses its node, and comes back through the other. Two cases:
+// (a) the client is cut off, then its node is killed (SIGKILL) during the gap; (b) its node is
+// killed while the client is connected, so the kill itself is the cut. In both, 100 room
+// messages and 10 emits to its id are sent through the surviving node while it is away; it
+// reconnects with `recovered` true, its id and rooms, the 110 events once each in order, then new
+// ones. Also: a forged session id or offset gets a fresh session on another node.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { after, afterEach, before, beforeEach, describe, it } from "node:test";
+
+import { ClientSet, sleep, unique, waitUntil, whenConnected } from "../support/clients.mjs";
+import { startIorelay } from "../support/iorelay.mjs";
+import { httpRequest } from "../support/raw.mjs";
+import { startRedis } from "../support/redis.mjs";
+
+const API_KEY = "apikey-recovery-cluster-7e20c4";
+
+/** A TCP front on a free loopback port, forwarding each connection to the node it points at. */
+async function startFront() {
+  let target = null;
+  const pairs = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: "127.0.0.1", port: target });
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    /** Sends new connections to `port`. */
+    pointAt(port) {
+      target = port;
+    },
+    async stop() {
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** `POST /api/emit` on `node`. */
+async function apiEmit(node, body) {
+  const res = await httpRequest(`${node.url}/api/emit`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${API_KEY}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  assert.equal(res.status, 200, res.body);
+}
+
+/** Kills a node with SIGKILL and waits until it is gone. */
+async function kill(node) {
+  process.kill(node.pid, "SIGKILL");
+  await node.stop();
+}
+
+const numbers = (recorder, event) => recorder.all(event).map((e) => e.args[0].n);
+
+async function sendWhileAway(node, room, id) {
+  for (let n = 0; n < 100; n++) {
+    await apiEmit(node, { event: "missed", args: [{ n }], to: [room] });
+    if (n % 10 === 0) await apiEmit(node, { event: "direct", args: [{ n }], to: [id] });
+  }
+}
+
+function assertRecoveredEverything(recorder) {
+  const expected = Array.from({ length: 100 }, (_, n) => n);
+  assert.deepEqual(numbers(recorder, "missed"), expected);
+  assert.deepEqual(numbers(recorder, "direct"), expected.filter((n) => n % 10 === 0));
+  const order = recorder.events.filter((e) => ["missed", "direct", "after"].includes(e.event));
+  assert.equal(order.length, 111);
+  assert.equal(order.at(-1).event, "after");
+}
+
+for (const transports of [["websocket"], ["polling"]]) {
+  describe(`recovery across two nodes over ${transports[0]}`, () => {
+    const clients = new ClientSet();
+    let redis;
+    let front;
+    let nodes = [];
+
+    before(async () => {
+      redis = await startRedis();
+    });
+    after(async () => redis?.stop());
+
+    beforeEach(async () => {
+      const args = ["--tick-interval-ms", "0", "--api-key", API_KEY, "--redis-url", redis.url, "--connection-state-recovery"];
+      nodes = [await startIorelay({ args }), await startIorelay({ args })];
+      front = await startFront();
+      front.pointAt(nodes[0].port);
+    });
+    afterEach(async () => {
+      clients.closeAll();
+      await front?.stop();
+      for (const node of nodes) await node.stop();
+    });
+
+    /** A client connected through the front to the first node, in a fresh room, with an offset. */
+    async function connectedClient() {
+      const room = unique("room");
+      const { socket, recorder } = await clients.connect(front.url, { transports });
+      const ack = await socket.timeout(3_000).emitWithAck("join", room);
+      assert.equal(ack.room, room);
+      // One event received first, so the client holds an offset; sent through the other node.
+      await apiEmit(nodes[1], { event: "before", args: [{ n: -1 }], to: [room] });
+      await recorder.waitFor("before");
+      return { socket, recorder, room, id: socket.id };
+    }
+
+    async function comeBackThroughTheOtherNode(socket, recorder, room, id) {
+      front.pointAt(nodes[1].port);
+      socket.connect();
+      await whenConnected(socket);
+      assert.equal(socket.recovered, true, "recovered on the other node");
+      assert.equal(socket.id, id);
+      await apiEmit(nodes[1], { event: "after", args: [{ n: 100 }], to: [room] });
+      await recorder.waitFor("after");
+      assertRecoveredEverything(recorder);
+      // Still in its room on the new node, without a new join.
+      await apiEmit(nodes[1], { event: "still-in", args: [{ n: 0 }], to: [room] });
+      await recorder.waitFor("still-in");
+    }
+
+    it("(a) cut off, then its node killed during the gap: recovered on the other node", async () => {
+      const { socket, recorder, room, id } = await connectedClient();
+      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+      socket.io.engine.close();
+      await gone;
+      await sleep(200);
+      await kill(nodes[0]);
+      await sendWhileAway(nodes[1], room, id);
+      await comeBackThroughTheOtherNode(socket, recorder, room, id);
+    });
+
+    it("(b) its node killed while it is connected: recovered on the other node", async () => {
+      const { socket, recorder, room, id } = await connectedClient();
+      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+      await kill(nodes[0]);
+      const reason = await gone;
+      assert.match(reason, /transport (close|error)/);
+      await sendWhileAway(nodes[1], room, id);
+      await comeBackThroughTheOtherNode(socket, recorder, room, id);
+    });
+
+    it("a forged session id or an unknown offset gets a fresh session on the other node", async () => {
+      for (const forge of [(s) => (s._pid = "forged-session-id-0000"), (s) => (s._lastOffset = "unknown-offset")]) {
+        front.pointAt(nodes[0].port);
+        const { socket, recorder, room, id } = await connectedClient();
+        const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+        socket.io.engine.close();
+        await gone;
+        await apiEmit(nodes[1], { event: "missed", args: [{ n: 0 }], to: [room] });
+        forge(socket);
+        front.pointAt(nodes[1].port);
+        socket.connect();
+        await whenConnected(socket);
+        assert.equal(socket.recovered, false);
+        assert.notEqual(socket.id, id);
+        await sleep(100);
+        assert.deepEqual(numbers(recorder, "missed"), []);
+      }
+    });
+  });
+}
+
+describe("recovery across nodes, past the window", () => {
+  const clients = new ClientSet();
+  let redis;
+  let nodes = [];
+  before(async () => {
+    redis = await startRedis();
+    const args = [
+      "--tick-interval-ms", "0", "--api-key", API_KEY, "--redis-url", redis.url,
+      "--connection-state-recovery", "--recovery-max-disconnection-ms", "400",
+    ];
+    nodes = [await startIorelay({ args }), await startIorelay({ args })];
+  });
+  after(async () => {
+    clients.closeAll();
+    for (const node of nodes) await node.stop();
+    await redis?.stop();
+  });
+
+  it("a client back after --recovery-max-disconnection-ms gets a fresh session", async () => {
+    const room = unique("room");
+    const { socket, recorder } = await clients.connect(nodes[0].url, { transports: ["websocket"] });
+    await socket.timeout(3_000).emitWithAck("join", room);
+    await apiEmit(nodes[1], { event: "before", args: [{ n: -1 }], to: [room] });
+    await recorder.waitFor("before");
+    const id = socket.id;
+    const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+    socket.io.engine.close();
+    await gone;
+    await apiEmit(nodes[1], { event: "missed", args: [{ n: 0 }], to: [room] });
+    await sleep(900);
+    socket.connect();
+    await whenConnected(socket);
+    assert.equal(socket.recovered, false);
+    assert.notEqual(socket.id, id);
+    await sleep(100);
+    assert.deepEqual(numbers(recorder, "missed"), []);
+    await waitUntil(() => socket.connected);
+  });
+});
