@@ -131,3 +131,36 @@ describe("socket.io-client@2 without --allow-eio3", () => {
     assert.equal(await socket.timeout(3_000).emitWithAck("echo", "v4"), "v4");
   });
 });
+
+describe("socket.io-client@2 with --allow-eio3 and --connection-state-recovery", () => {
+  let server;
+  const clients = new ClientSet();
+
+  before(async () => {
+    server = await startIorelay({ args: ["--allow-eio3", "--connection-state-recovery", "--tick-interval-ms", "0"] });
+  });
+  after(async () => {
+    clients.closeAll();
+    await server?.stop();
+  });
+
+  it("keeps working: acks, and room chats shared with a 4.x client", async () => {
+    const v2 = clients.track(ioV2(server.url, { forceNew: true, reconnection: false }));
+    const recorder = new Recorder(v2, LEGACY_EVENTS);
+    await whenConnected(v2);
+    assert.deepEqual(await emitV2(v2, "echo", ["still", 2]), ["still", 2]);
+    const room = unique("room");
+    await emitV2(v2, "join", [room]);
+    const { socket: v4, recorder: v4Recorder } = await clients.connect(server.url);
+    assert.ok(v4._pid, "the 4.x client has a session id");
+    await v4.timeout(3_000).emitWithAck("join", room);
+    await v4.timeout(3_000).emitWithAck("chat", { room, text: "to both" });
+    const got = await recorder.waitFor("chat", (m) => m?.text === "to both");
+    // The v2 client never asks for recovery, but a broadcast carries its offset to every
+    // member, as Node's adapter appends it to the packet itself.
+    assert.equal(got.length, 2, JSON.stringify(got));
+    assert.equal(typeof got[1], "string");
+    const v4Got = await v4Recorder.waitFor("chat", (m) => m?.text === "to both");
+    assert.equal(typeof v4Got.at(-1), "string", "the 4.x client gets an offset");
+  });
+});

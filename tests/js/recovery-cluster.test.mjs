@@ -2,7 +2,8 @@
 // socket.io-client 4 reaches the nodes through one address (a TCP front that forwards to one
 // node, as a load balancer would), loses its node, and comes back through the other. Two cases:
 // (a) the client is cut off, then its node is killed (SIGKILL) during the gap; (b) its node is
-// killed while the client is connected, so the kill itself is the cut. In both, 100 room
+// killed while the client is connected, so the kill itself is the cut; (c) a network cut resets
+// its TCP connections. In both, 100 room
 // messages and 10 emits to its id are sent through the surviving node while it is away; it
 // reconnects with `recovered` true, its id and rooms, the 110 events once each in order, then new
 // ones. Also: a forged session id or offset gets a fresh session on another node.
@@ -41,6 +42,13 @@ async function startFront() {
     /** Sends new connections to `port`. */
     pointAt(port) {
       target = port;
+    },
+    /** A network cut: every connection through the front reset (TCP RST) on both sides. */
+    reset() {
+      for (const { client, upstream } of pairs) {
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }
     },
     async stop() {
       for (const { client, upstream } of pairs) {
@@ -151,6 +159,16 @@ for (const transports of [["websocket"], ["polling"]]) {
       const { socket, recorder, room, id } = await connectedClient();
       const gone = new Promise((resolve) => socket.once("disconnect", resolve));
       await kill(nodes[0]);
+      const reason = await gone;
+      assert.match(reason, /transport (close|error)/);
+      await sendWhileAway(nodes[1], room, id);
+      await comeBackThroughTheOtherNode(socket, recorder, room, id);
+    });
+
+    it("(c) a network cut that resets its TCP connections: recovered on the other node", async () => {
+      const { socket, recorder, room, id } = await connectedClient();
+      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+      front.reset();
       const reason = await gone;
       assert.match(reason, /transport (close|error)/);
       await sendWhileAway(nodes[1], room, id);
