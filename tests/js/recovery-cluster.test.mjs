@@ -8,11 +8,15 @@
 // reconnects with `recovered` true, its id and rooms, the 110 events once each in order, then new
 // ones. Also: a forged session id or offset gets a fresh session on another node.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 
 import { ClientSet, sleep, unique, waitUntil, whenConnected } from "../support/clients.mjs";
-import { startIorelay } from "../support/iorelay.mjs";
+import { freePort, startIorelay } from "../support/iorelay.mjs";
 import { httpRequest } from "../support/raw.mjs";
 import { startRedis } from "../support/redis.mjs";
 
@@ -60,6 +64,35 @@ async function startFront() {
   };
 }
 
+const NODE_SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "support", "node-recovery-server.mjs");
+
+/** Node socket.io with connectionStateRecovery on the Redis streams adapter, on a free port. */
+async function startNodeServer(redisUrl) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [NODE_SERVER, String(port), redisUrl], { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk) => (output += chunk));
+  child.stderr.on("data", (chunk) => (output += chunk));
+  const exited = once(child, "exit");
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the Node server exited:\n${output}`);
+      return fetch(`${url}/healthz`).then((res) => res.ok, () => false);
+    },
+    { timeoutMs: 10_000, intervalMs: 50, what: "the Node server to listen" },
+  );
+  return {
+    url,
+    port,
+    pid: child.pid,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
 /** `POST /api/emit` on `node`. */
 async function apiEmit(node, body) {
   const res = await httpRequest(`${node.url}/api/emit`, {
@@ -70,7 +103,7 @@ async function apiEmit(node, body) {
   assert.equal(res.status, 200, res.body);
 }
 
-/** Kills a node with SIGKILL and waits until it is gone. */
+/** Kills a node (iorelay or Node) with SIGKILL and waits until it is gone. */
 async function kill(node) {
   process.kill(node.pid, "SIGKILL");
   await node.stop();
@@ -235,3 +268,75 @@ describe("recovery across nodes, past the window", () => {
     await waitUntil(() => socket.connected);
   });
 });
+
+// The same cases against Node socket.io 4.8 with the Redis streams adapter, the adapter Node
+// recovers with across servers: (a) recovers, (b) does not, as the streams adapter saves a
+// session only when its server sees the socket leave, which a killed server never does.
+for (const transports of [["websocket"], ["polling"]]) {
+  describe(`for comparison, Node socket.io with the Redis streams adapter over ${transports[0]}`, () => {
+    const clients = new ClientSet();
+    let redis;
+    let front;
+    let nodes = [];
+
+    before(async () => {
+      redis = await startRedis();
+    });
+    after(async () => redis?.stop());
+
+    beforeEach(async () => {
+      nodes = [await startNodeServer(redis.url), await startNodeServer(redis.url)];
+      front = await startFront();
+      front.pointAt(nodes[0].port);
+    });
+    afterEach(async () => {
+      clients.closeAll();
+      await front?.stop();
+      for (const node of nodes) await node.stop();
+    });
+
+    async function connectedClient() {
+      const room = unique("room");
+      const { socket, recorder } = await clients.connect(front.url, { transports });
+      await socket.timeout(3_000).emitWithAck("join", room);
+      await apiEmit(nodes[1], { event: "before", args: [{ n: -1 }], to: [room] });
+      await recorder.waitFor("before");
+      return { socket, recorder, room, id: socket.id };
+    }
+
+    async function comeBack(socket) {
+      front.pointAt(nodes[1].port);
+      socket.connect();
+      await whenConnected(socket);
+    }
+
+    it("(a) cut off, then its server killed during the gap: Node recovers it", async () => {
+      const { socket, recorder, room, id } = await connectedClient();
+      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+      socket.io.engine.close();
+      await gone;
+      await sleep(200);
+      await kill(nodes[0]);
+      await sendWhileAway(nodes[1], room, id);
+      await comeBack(socket);
+      assert.equal(socket.recovered, true);
+      assert.equal(socket.id, id);
+      await apiEmit(nodes[1], { event: "after", args: [{ n: 100 }], to: [room] });
+      await recorder.waitFor("after");
+      assertRecoveredEverything(recorder);
+    });
+
+    it("(b) its server killed while it is connected: Node gives a fresh session, nothing replayed", async () => {
+      const { socket, recorder, room, id } = await connectedClient();
+      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+      await kill(nodes[0]);
+      await gone;
+      await sendWhileAway(nodes[1], room, id);
+      await comeBack(socket);
+      assert.equal(socket.recovered, false);
+      assert.notEqual(socket.id, id);
+      await sleep(100);
+      assert.deepEqual(numbers(recorder, "missed"), []);
+    });
+  });
+}
