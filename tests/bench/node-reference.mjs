@@ -8,7 +8,11 @@
 // bare `node:http` route doing `io.to(to).emit(event, ...args)` (without the API key iorelay
 // asks for).
 //
+// `--connection-state-recovery` turns on Node's `connectionStateRecovery` (in memory), to
+// compare with iorelay's flag of the same name.
+//
 //   node tests/bench/node-reference.mjs [--host 127.0.0.1] [--port 3000] [--path /socket.io/]
+//     [--connection-state-recovery]
 
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
@@ -19,6 +23,7 @@ const { values: options } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "3000" },
     path: { type: "string", default: "/socket.io/" },
+    "connection-state-recovery": { type: "boolean", default: false },
   },
 });
 
@@ -73,7 +78,11 @@ function onRequest(req, res) {
 }
 
 const httpServer = createServer(onRequest);
-const io = new Server(httpServer, { path: options.path, serveClient: false });
+const io = new Server(httpServer, {
+  path: options.path,
+  serveClient: false,
+  ...(options["connection-state-recovery"] ? { connectionStateRecovery: {} } : {}),
+});
 
 io.on("connection", (socket) => {
   socket.emit("message", { text: "Welcome to iorelay", id: socket.id });

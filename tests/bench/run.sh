@@ -24,7 +24,8 @@
 # Environment: BENCH_OUT (results directory; default a new one under /tmp), BENCH_PORT (first
 # of four ports: iorelay, Node, raw, the webhook app; default 29101), BENCH_SERVERS (default
 # "iorelay node raw"), BENCH_IORELAY_ARGS (more iorelay options; one given here replaces the
-# default of the same name), BENCH_SCENARIOS: either scenario names (connect fanout echo
+# default of the same name), BENCH_NODE_ARGS (options of tests/bench/node-reference.mjs, such
+# as --connection-state-recovery), BENCH_SCENARIOS: either scenario names (connect fanout echo
 # webhook api-emit), which keep the mode's sizes and rounds, e.g. "webhook api-emit"; or
 # scenarios with their options, separated by ";" and run once, e.g.
 # "echo --clients 10 --duration-s 1".
@@ -163,8 +164,9 @@ start_server() {
         --port "$port" "${iorelay_args[@]}" "$@" >>"$log" 2>&1 &
       ;;
     node)
+      # shellcheck disable=SC2086 # BENCH_NODE_ARGS is a word list on purpose
       "${server_cpu[@]}" node "$root/tests/bench/node-reference.mjs" --host 127.0.0.1 \
-        --port "$port" >>"$log" 2>&1 &
+        --port "$port" ${BENCH_NODE_ARGS:-} >>"$log" 2>&1 &
       ;;
     raw)
       "${server_cpu[@]}" "$release/raw-ws-reference" --host 127.0.0.1 \
