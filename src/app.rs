@@ -135,7 +135,7 @@ fn metrics_on_public_port<A: Adapter>(
 pub fn memory_router(config: Config) -> Result<Router, WebhookSetupError> {
     let config = Arc::new(config);
     let relay = Relay::from_config(&config)?;
-    let (service, io) = socket_io_builder(&config)
+    let (service, io) = socket_io_builder(&config, &relay)
         .with_state(relay.clone())
         .build_svc();
     // In memory, a namespace's adapter initialisation has nothing to wait for.
@@ -145,7 +145,7 @@ pub fn memory_router(config: Config) -> Result<Router, WebhookSetupError> {
 }
 
 /// socketioxide configured as Node socket.io's options in `config` say.
-pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
+pub fn socket_io_builder(config: &Config, relay: &Relay) -> socketioxide::SocketIoBuilder {
     let max_message = usize::try_from(config.max_http_buffer_size).unwrap_or(usize::MAX);
     let builder = SocketIo::builder()
         .req_path(config.path.clone())
@@ -169,13 +169,15 @@ pub fn socket_io_builder(config: &Config) -> socketioxide::SocketIoBuilder {
     };
     // Connection state recovery: sessions and sent packets in Redis when rooms are shared
     // through it (a client may come back through any node), in memory otherwise.
-    let builder =
-        match (RecoverySettings::from_config(config), &config.redis_url) {
-            (Some(settings), Some(url)) => builder.with_session_store(Arc::new(
-                RedisSessions::new(url.expose(), config.redis_cluster_mode(), settings),
-            )),
-            _ => crate::relay::recovery::with_memory_store(builder, config),
-        };
+    let builder = match (RecoverySettings::from_config(config), &config.redis_url) {
+        (Some(settings), Some(url)) => builder.with_session_store(Arc::new(RedisSessions::new(
+            url.expose(),
+            config.redis_cluster_mode(),
+            settings,
+            relay.metrics.recovery_failures(),
+        ))),
+        _ => crate::relay::recovery::with_memory_store(builder, config),
+    };
     match (
         config.allows(Transport::Polling),
         config.allows(Transport::Websocket),

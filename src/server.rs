@@ -105,7 +105,7 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
     let relay = Relay::from_config(&config)?;
     Ok(match sharing {
         RoomSharing::Memory => {
-            let (service, io) = socket_io_builder(&config)
+            let (service, io) = socket_io_builder(&config, &relay)
                 .with_state(relay.clone())
                 .build_svc();
             let _initialised = socketio::register(&io, &config, &relay);
@@ -138,7 +138,7 @@ async fn build_shared<D: Driver>(
 ) -> App {
     bridge::connect_nodes(&relay.plain, link.clone()).await;
     relay.metrics.watch_redis(Box::new(status.clone()));
-    let (service, io) = socket_io_builder(&config)
+    let (service, io) = socket_io_builder(&config, &relay)
         .with_state(relay.clone())
         .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(link))
         .build_svc();

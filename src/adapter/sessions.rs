@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
+use prometheus_client::metrics::counter::Counter;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -107,9 +108,12 @@ struct SessionRecord {
 impl RedisSessions {
     /// A store on the Redis at `url` (`cluster`: a Redis Cluster's seed URLs), with its writer
     /// task; it connects on first use and again after a failure.
-    pub fn new(url: &str, cluster: bool, settings: RecoverySettings) -> Self {
+    pub fn new(url: &str, cluster: bool, settings: RecoverySettings, counted: Counter) -> Self {
         let redis = Arc::new(Commands::new(url, cluster));
-        let failures = Arc::new(Failures::default());
+        let failures = Arc::new(Failures {
+            counted,
+            ..Failures::default()
+        });
         let node: String = new_pid().chars().take(8).collect();
         let (queue, writes) = mpsc::channel(QUEUE_LENGTH);
         tokio::spawn(write_all(
@@ -518,16 +522,17 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Failed or dropped writes and reads: counted, and logged at most every [`WARN_EVERY`].
+/// Failed or dropped writes and reads: counted (`iorelay_recovery_store_failures_total`), and
+/// logged at most every [`WARN_EVERY`].
 #[derive(Debug, Default)]
 struct Failures {
-    count: AtomicU64,
+    counted: Counter,
     warned: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Failures {
     fn record(&self, what: &str, error: &dyn std::fmt::Display) {
-        let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let count = self.counted.inc() + 1;
         let mut warned = self
             .warned
             .lock()

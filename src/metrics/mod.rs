@@ -90,6 +90,7 @@ pub struct Metrics {
     census: Arc<Mutex<census::Tally>>,
     redis: Arc<OnceLock<Box<dyn RedisLinkSource>>>,
     tcp: Arc<OnceLock<Box<dyn TcpRefusals>>>,
+    recovery_failures: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -211,6 +212,12 @@ impl Metrics {
             source: redis.clone(),
         }));
         registry.register_collector(Box::new(process::ProcessCollector));
+        let recovery_failures = Counter::default();
+        registry.register(
+            "iorelay_recovery_store_failures",
+            "Connection state recovery writes or reads Redis did not take; the clients concerned get a fresh session",
+            recovery_failures.clone(),
+        );
 
         Metrics {
             registry,
@@ -225,7 +232,13 @@ impl Metrics {
             census,
             redis,
             tcp,
+            recovery_failures,
         }
+    }
+
+    /// The counter of connection state recovery's failed Redis writes and reads.
+    pub fn recovery_failures(&self) -> Counter {
+        self.recovery_failures.clone()
     }
 
     /// The handles of the namespace at `path`; those of `other` for a namespace not known at

@@ -269,6 +269,44 @@ describe("recovery across nodes, past the window", () => {
   });
 });
 
+describe("recovery across nodes while Redis is down", () => {
+  const clients = new ClientSet();
+  let redis;
+  let node;
+  before(async () => {
+    redis = await startRedis();
+    node = await startIorelay({
+      args: ["--tick-interval-ms", "0", "--api-key", API_KEY, "--redis-url", redis.url, "--connection-state-recovery"],
+    });
+  });
+  after(async () => {
+    clients.closeAll();
+    await node?.stop();
+    await redis?.stop();
+  });
+
+  it("a client back while Redis is unreachable gets a fresh session, and the failure is counted", async () => {
+    const room = unique("room");
+    const { socket, recorder } = await clients.connect(node.url, { transports: ["websocket"] });
+    await socket.timeout(3_000).emitWithAck("join", room);
+    await apiEmit(node, { event: "before", args: [{ n: -1 }], to: [room] });
+    await recorder.waitFor("before");
+    const id = socket.id;
+    const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+    socket.io.engine.close();
+    await gone;
+    await redis.stop();
+    socket.connect();
+    await whenConnected(socket, 10_000);
+    assert.equal(socket.recovered, false);
+    assert.notEqual(socket.id, id);
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    const failures = Number(/^iorelay_recovery_store_failures_total (\d+)/m.exec(metrics)?.[1]);
+    assert.ok(failures > 0, `failures counted: ${failures}`);
+    assert.match(node.logs(), /a client it concerns gets a fresh session instead of a recovered one/);
+  });
+});
+
 // The same cases against Node socket.io 4.8 with the Redis streams adapter, the adapter Node
 // recovers with across servers: (a) recovers, (b) does not, as the streams adapter saves a
 // session only when its server sees the socket leave, which a killed server never does.
