@@ -127,99 +127,109 @@ function assertRecoveredEverything(recorder) {
   assert.equal(order.at(-1).event, "after");
 }
 
+/**
+ * Two servers (from `startServer(redisUrl)`) on one `redis-server` behind a TCP front pointing
+ * at the first, set up around each test of the enclosing `describe`, with the steps the cases
+ * share. The second server sends every event.
+ */
+function twoServersBehindAFront(transports, startServer) {
+  const clients = new ClientSet();
+  const setup = { nodes: [], front: null };
+  let redis;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(async () => redis?.stop());
+  beforeEach(async () => {
+    setup.nodes = [await startServer(redis.url), await startServer(redis.url)];
+    setup.front = await startFront();
+    setup.front.pointAt(setup.nodes[0].port);
+  });
+  afterEach(async () => {
+    clients.closeAll();
+    await setup.front?.stop();
+    for (const node of setup.nodes) await node.stop();
+  });
+
+  /** A client connected through the front to the first server, in a fresh room, with an offset. */
+  setup.connectedClient = async () => {
+    const room = unique("room");
+    const { socket, recorder } = await clients.connect(setup.front.url, { transports });
+    const ack = await socket.timeout(3_000).emitWithAck("join", room);
+    assert.equal(ack.room, room);
+    await apiEmit(setup.nodes[1], { event: "before", args: [{ n: -1 }], to: [room] });
+    await recorder.waitFor("before");
+    return { socket, recorder, room, id: socket.id };
+  };
+
+  /** Does `cut` and resolves with the client's disconnect reason. */
+  setup.loseConnection = async (socket, cut) => {
+    const gone = new Promise((resolve) => socket.once("disconnect", resolve));
+    await cut();
+    return gone;
+  };
+
+  /** Reconnects through the front, now pointing at the second server. */
+  setup.comeBack = async (socket) => {
+    setup.front.pointAt(setup.nodes[1].port);
+    socket.connect();
+    await whenConnected(socket);
+  };
+  return setup;
+}
+
 for (const transports of [["websocket"], ["polling"]]) {
   describe(`recovery across two nodes over ${transports[0]}`, () => {
-    const clients = new ClientSet();
-    let redis;
-    let front;
-    let nodes = [];
+    const setup = twoServersBehindAFront(transports, (redisUrl) =>
+      startIorelay({
+        args: ["--tick-interval-ms", "0", "--api-key", API_KEY, "--redis-url", redisUrl, "--connection-state-recovery"],
+      }),
+    );
 
-    before(async () => {
-      redis = await startRedis();
-    });
-    after(async () => redis?.stop());
-
-    beforeEach(async () => {
-      const args = ["--tick-interval-ms", "0", "--api-key", API_KEY, "--redis-url", redis.url, "--connection-state-recovery"];
-      nodes = [await startIorelay({ args }), await startIorelay({ args })];
-      front = await startFront();
-      front.pointAt(nodes[0].port);
-    });
-    afterEach(async () => {
-      clients.closeAll();
-      await front?.stop();
-      for (const node of nodes) await node.stop();
-    });
-
-    /** A client connected through the front to the first node, in a fresh room, with an offset. */
-    async function connectedClient() {
-      const room = unique("room");
-      const { socket, recorder } = await clients.connect(front.url, { transports });
-      const ack = await socket.timeout(3_000).emitWithAck("join", room);
-      assert.equal(ack.room, room);
-      // One event received first, so the client holds an offset; sent through the other node.
-      await apiEmit(nodes[1], { event: "before", args: [{ n: -1 }], to: [room] });
-      await recorder.waitFor("before");
-      return { socket, recorder, room, id: socket.id };
-    }
-
-    async function comeBackThroughTheOtherNode(socket, recorder, room, id) {
-      front.pointAt(nodes[1].port);
-      socket.connect();
-      await whenConnected(socket);
+    async function recoveredThroughTheOtherNode(socket, recorder, room, id) {
+      const other = setup.nodes[1];
+      await sendWhileAway(other, room, id);
+      await setup.comeBack(socket);
       assert.equal(socket.recovered, true, "recovered on the other node");
       assert.equal(socket.id, id);
-      await apiEmit(nodes[1], { event: "after", args: [{ n: 100 }], to: [room] });
+      await apiEmit(other, { event: "after", args: [{ n: 100 }], to: [room] });
       await recorder.waitFor("after");
       assertRecoveredEverything(recorder);
       // Still in its room on the new node, without a new join.
-      await apiEmit(nodes[1], { event: "still-in", args: [{ n: 0 }], to: [room] });
+      await apiEmit(other, { event: "still-in", args: [{ n: 0 }], to: [room] });
       await recorder.waitFor("still-in");
     }
 
     it("(a) cut off, then its node killed during the gap: recovered on the other node", async () => {
-      const { socket, recorder, room, id } = await connectedClient();
-      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
-      socket.io.engine.close();
-      await gone;
+      const { socket, recorder, room, id } = await setup.connectedClient();
+      await setup.loseConnection(socket, () => socket.io.engine.close());
       await sleep(200);
-      await kill(nodes[0]);
-      await sendWhileAway(nodes[1], room, id);
-      await comeBackThroughTheOtherNode(socket, recorder, room, id);
+      await kill(setup.nodes[0]);
+      await recoveredThroughTheOtherNode(socket, recorder, room, id);
     });
 
     it("(b) its node killed while it is connected: recovered on the other node", async () => {
-      const { socket, recorder, room, id } = await connectedClient();
-      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
-      await kill(nodes[0]);
-      const reason = await gone;
+      const { socket, recorder, room, id } = await setup.connectedClient();
+      const reason = await setup.loseConnection(socket, () => kill(setup.nodes[0]));
       assert.match(reason, /transport (close|error)/);
-      await sendWhileAway(nodes[1], room, id);
-      await comeBackThroughTheOtherNode(socket, recorder, room, id);
+      await recoveredThroughTheOtherNode(socket, recorder, room, id);
     });
 
     it("(c) a network cut that resets its TCP connections: recovered on the other node", async () => {
-      const { socket, recorder, room, id } = await connectedClient();
-      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
-      front.reset();
-      const reason = await gone;
+      const { socket, recorder, room, id } = await setup.connectedClient();
+      const reason = await setup.loseConnection(socket, () => setup.front.reset());
       assert.match(reason, /transport (close|error)/);
-      await sendWhileAway(nodes[1], room, id);
-      await comeBackThroughTheOtherNode(socket, recorder, room, id);
+      await recoveredThroughTheOtherNode(socket, recorder, room, id);
     });
 
     it("a forged session id or an unknown offset gets a fresh session on the other node", async () => {
       for (const forge of [(s) => (s._pid = "forged-session-id-0000"), (s) => (s._lastOffset = "unknown-offset")]) {
-        front.pointAt(nodes[0].port);
-        const { socket, recorder, room, id } = await connectedClient();
-        const gone = new Promise((resolve) => socket.once("disconnect", resolve));
-        socket.io.engine.close();
-        await gone;
-        await apiEmit(nodes[1], { event: "missed", args: [{ n: 0 }], to: [room] });
+        setup.front.pointAt(setup.nodes[0].port);
+        const { socket, recorder, room, id } = await setup.connectedClient();
+        await setup.loseConnection(socket, () => socket.io.engine.close());
+        await apiEmit(setup.nodes[1], { event: "missed", args: [{ n: 0 }], to: [room] });
         forge(socket);
-        front.pointAt(nodes[1].port);
-        socket.connect();
-        await whenConnected(socket);
+        await setup.comeBack(socket);
         assert.equal(socket.recovered, false);
         assert.notEqual(socket.id, id);
         await sleep(100);
@@ -312,65 +322,27 @@ describe("recovery across nodes while Redis is down", () => {
 // session only when its server sees the socket leave, which a killed server never does.
 for (const transports of [["websocket"], ["polling"]]) {
   describe(`for comparison, Node socket.io with the Redis streams adapter over ${transports[0]}`, () => {
-    const clients = new ClientSet();
-    let redis;
-    let front;
-    let nodes = [];
-
-    before(async () => {
-      redis = await startRedis();
-    });
-    after(async () => redis?.stop());
-
-    beforeEach(async () => {
-      nodes = [await startNodeServer(redis.url), await startNodeServer(redis.url)];
-      front = await startFront();
-      front.pointAt(nodes[0].port);
-    });
-    afterEach(async () => {
-      clients.closeAll();
-      await front?.stop();
-      for (const node of nodes) await node.stop();
-    });
-
-    async function connectedClient() {
-      const room = unique("room");
-      const { socket, recorder } = await clients.connect(front.url, { transports });
-      await socket.timeout(3_000).emitWithAck("join", room);
-      await apiEmit(nodes[1], { event: "before", args: [{ n: -1 }], to: [room] });
-      await recorder.waitFor("before");
-      return { socket, recorder, room, id: socket.id };
-    }
-
-    async function comeBack(socket) {
-      front.pointAt(nodes[1].port);
-      socket.connect();
-      await whenConnected(socket);
-    }
+    const setup = twoServersBehindAFront(transports, startNodeServer);
 
     it("(a) cut off, then its server killed during the gap: Node recovers it", async () => {
-      const { socket, recorder, room, id } = await connectedClient();
-      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
-      socket.io.engine.close();
-      await gone;
+      const { socket, recorder, room, id } = await setup.connectedClient();
+      await setup.loseConnection(socket, () => socket.io.engine.close());
       await sleep(200);
-      await kill(nodes[0]);
-      await sendWhileAway(nodes[1], room, id);
-      await comeBack(socket);
+      await kill(setup.nodes[0]);
+      await sendWhileAway(setup.nodes[1], room, id);
+      await setup.comeBack(socket);
       assert.equal(socket.recovered, true);
       assert.equal(socket.id, id);
-      await apiEmit(nodes[1], { event: "after", args: [{ n: 100 }], to: [room] });
+      await apiEmit(setup.nodes[1], { event: "after", args: [{ n: 100 }], to: [room] });
       await recorder.waitFor("after");
       assertRecoveredEverything(recorder);
     });
 
     it("(b) its server killed while it is connected: Node gives a fresh session, nothing replayed", async () => {
-      const { socket, recorder, room, id } = await connectedClient();
-      const gone = new Promise((resolve) => socket.once("disconnect", resolve));
-      await kill(nodes[0]);
-      await gone;
-      await sendWhileAway(nodes[1], room, id);
-      await comeBack(socket);
+      const { socket, recorder, room, id } = await setup.connectedClient();
+      await setup.loseConnection(socket, () => kill(setup.nodes[0]));
+      await sendWhileAway(setup.nodes[1], room, id);
+      await setup.comeBack(socket);
       assert.equal(socket.recovered, false);
       assert.notEqual(socket.id, id);
       await sleep(100);
