@@ -8,6 +8,7 @@ use socketioxide::extract::{Data, SocketRef, State};
 use socketioxide::socket::DisconnectReason;
 use socketioxide::{SocketIo, TransportType};
 
+use super::admin_events;
 use super::connection_log;
 use super::forward::{self, AppRefusal};
 use super::handlers::{self, Audience};
@@ -130,7 +131,7 @@ pub async fn on_connect<A: Adapter>(
             id: socket.id.as_str(),
         };
         match socket.emit("message", &welcome) {
-            Ok(()) => handlers::sent(&relay, &socket, "message", || {
+            Ok(()) => admin_events::sent(&relay, &socket, "message", || {
                 rmpv::ext::to_value(&welcome).into_iter().collect()
             }),
             Err(error) => tracing::debug!(sid = %socket.id, %error, "welcome not sent"),

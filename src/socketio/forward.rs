@@ -9,7 +9,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::DisconnectReason;
 
-use super::handlers;
+use super::admin_events;
 use super::ordering::InOrder;
 use super::request::EventRequest;
 use crate::relay::Relay;
@@ -232,7 +232,7 @@ async fn apply<A: Adapter>(
                 Ok(args) => {
                     let args = EventArgs(args);
                     match socket.emit(item.event.as_str(), &args) {
-                        Ok(()) => handlers::sent(relay, socket, &item.event, || args.0),
+                        Ok(()) => admin_events::sent(relay, socket, &item.event, || args.0),
                         Err(error) => {
                             tracing::debug!(sid = %socket.id, %error, "app's emit not sent")
                         }

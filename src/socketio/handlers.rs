@@ -7,6 +7,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{Event, SocketRef, State};
 
+use super::admin_events::{received, sent};
 use super::forward;
 use super::request::EventRequest;
 use crate::relay::Relay;
@@ -14,7 +15,7 @@ use crate::relay::chat::{ChatReply, RoomLimitError, chat_message};
 use crate::relay::client::ClientState;
 use crate::relay::delivery::room_members;
 use crate::relay::events::{BuiltinEvent, Route};
-use crate::relay::payload::{EventArgs, Presence, RoomAck};
+use crate::relay::payload::{Presence, RoomAck};
 use crate::relay::room::RoomName;
 
 /// Sends every argument back to the sender as `message`.
@@ -220,25 +221,5 @@ pub async fn announce<A: Adapter>(socket: &SocketRef<A>, room: &str, audience: A
     let presence = Presence { room, members };
     if let Err(error) = operators.emit("presence", &presence).await {
         tracing::warn!(sid = %socket.id, room, %error, "presence not delivered");
-    }
-}
-
-/// Tells the Admin UI (development mode) that the socket sent `event` with `args`.
-pub fn received<A: Adapter>(relay: &Relay, socket: &SocketRef<A>, event: &str, args: &EventArgs) {
-    if let Some(admin) = &relay.admin {
-        admin.event_received(socket.ns(), socket.id.as_str(), event, &args.0);
-    }
-}
-
-/// Tells the Admin UI (development mode) that `event` went to the socket alone; `args` are
-/// made only when it listens.
-pub fn sent<A: Adapter>(
-    relay: &Relay,
-    socket: &SocketRef<A>,
-    event: &str,
-    args: impl FnOnce() -> Vec<rmpv::Value>,
-) {
-    if let Some(admin) = relay.admin.as_ref().filter(|admin| admin.is_live()) {
-        admin.event_sent(socket.ns(), socket.id.as_str(), event, &args());
     }
 }

@@ -1,6 +1,7 @@
 //! Socket.IO namespaces and their event handlers, as the event table in [`crate::relay::events`]
 //! declares them.
 
+mod admin_events;
 pub(crate) mod arguments;
 pub(crate) mod client_suite;
 pub(crate) mod conformance;
