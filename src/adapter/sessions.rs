@@ -202,11 +202,7 @@ struct RestoreJob {
 
 impl RestoreJob {
     async fn run(self, ns: Str, pid: Str, offset: Str) -> Option<RestoredSession> {
-        let store = RedisSessionsView {
-            redis: &self.redis,
-            settings: self.settings,
-        };
-        let record = match store.take(&pid).await {
+        let record = match self.take(&pid).await {
             Ok(record) => record?,
             Err(error) => {
                 self.failures
@@ -217,7 +213,7 @@ impl RestoreJob {
         if record.ns != ns.as_str() {
             return None;
         }
-        let missed = match store.missed(&ns, &offset, &record).await {
+        let missed = match self.missed(&ns, &offset, &record).await {
             Ok(missed) => missed?,
             Err(error) => {
                 self.failures
@@ -238,15 +234,8 @@ impl RestoreJob {
             missed,
         })
     }
-}
 
-/// The read side of [`RedisSessions`], borrowed by a restore.
-struct RedisSessionsView<'a> {
-    redis: &'a Commands,
-    settings: RecoverySettings,
-}
-
-impl RedisSessionsView<'_> {
+    /// The session `pid`, taken: read and deleted in one step.
     async fn take(&self, pid: &str) -> RedisResult<Option<SessionRecord>> {
         let mut take = redis::cmd("EVAL");
         take.arg(TAKE).arg(1).arg(session_key(pid));
@@ -254,6 +243,8 @@ impl RedisSessionsView<'_> {
         Ok(body.and_then(|body| serde_json::from_str(&body).ok()))
     }
 
+    /// The packets after `offset` that reached the session's rooms or id; `None` when the
+    /// offset is no longer (or never was) in the namespace's stream.
     async fn missed(
         &self,
         ns: &str,
