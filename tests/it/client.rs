@@ -261,19 +261,7 @@ impl SioClient {
     /// discarding frames before it; `None` when the connection ends without a close frame or
     /// stays open.
     pub async fn close_code_within(&mut self, wait: Duration) -> Option<u16> {
-        timeout(wait, async {
-            while let Some(frame) = self.ws.next().await {
-                match frame {
-                    Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                    Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
+        close_code_within(&mut self.ws, wait).await
     }
 
     fn decode(&self, text: &str) -> Option<Packet> {
@@ -306,4 +294,25 @@ impl SioClient {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// The close code of the frame that ends `ws` within `wait`, reading and discarding frames
+/// before it; `None` when the connection ends without a close frame or stays open.
+pub async fn close_code_within<S>(ws: &mut WebSocketStream<S>, wait: Duration) -> Option<u16>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    timeout(wait, async {
+        while let Some(frame) = ws.next().await {
+            match frame {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -10,7 +10,7 @@ use tokio::time::timeout;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{Packet, SioClient, WAIT};
+use crate::client::{Packet, SioClient, WAIT, close_code_within};
 use crate::helpers::spawn_app;
 
 const PROFILE: [&str; 2] = ["--profile", "client-suite"];
@@ -298,13 +298,7 @@ async fn engine_io_fixture_refuses_a_handshake_that_asks_for_it() {
         r#"{"code":4,"message":"Forbidden"}"#
     );
     // A body over the fixture's maxHttpBufferSize (100 bytes) is refused.
-    let session = {
-        let base = format!("{}/engine.io/?EIO=4&transport=polling", app.url());
-        let open = client.get(&base).send().await.expect("handshake");
-        let open = open.text().await.expect("open");
-        let open: Value = serde_json::from_str(&open[1..]).expect("open payload");
-        format!("{base}&sid={}", open["sid"].as_str().expect("sid"))
-    };
+    let session = app.open_polling_session_on(&client, "/engine.io/").await;
     let too_long = client
         .post(&session)
         .body(format!("4{}", "a".repeat(101)))
@@ -343,19 +337,7 @@ async fn engine_io_fixture_over_websocket_reads_base64_binary_and_closes_too_big
     ws.send(Message::text(format!("4{}", "a".repeat(200))))
         .await
         .expect("send");
-    let code = timeout(WAIT, async {
-        while let Some(frame) = ws.next().await {
-            match frame {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed in time");
-    assert_eq!(code, Some(1009));
+    assert_eq!(close_code_within(&mut ws, WAIT).await, Some(1009));
     app.stop().await.expect("clean stop");
 }
 

@@ -8,20 +8,6 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{TestApp, spawn_app};
 
-/// Opens a polling session on `path` and returns its sid.
-async fn open_session(client: &reqwest::Client, app: &TestApp, path: &str) -> String {
-    let open = client
-        .get(format!("{}{path}?EIO=4&transport=polling", app.url()))
-        .send()
-        .await
-        .expect("handshake")
-        .text()
-        .await
-        .expect("body");
-    let open: serde_json::Value = serde_json::from_str(&open[1..]).expect("open packet");
-    open["sid"].as_str().expect("sid").to_owned()
-}
-
 /// Sends a long-poll on its own connection and closes the connection `after` the request.
 async fn give_up_poll(app: &TestApp, path: &str, sid: &str, after: Duration) {
     let mut stream = TcpStream::connect(app.address).await.expect("connect");
@@ -49,7 +35,7 @@ async fn a_poll_given_up_ends_the_session() {
     let client = reqwest::Client::new();
     for path in ["/engine.io/", "/socket.io/"] {
         for after in [Duration::ZERO, Duration::from_millis(20)] {
-            let sid = open_session(&client, &app, path).await;
+            let sid = app.polling_sid(&client, path).await;
             give_up_poll(&app, path, &sid, after).await;
             // Leave the server time to see the close, so that the next poll is not refused
             // only for overlapping the first one.

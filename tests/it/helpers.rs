@@ -24,9 +24,20 @@ impl TestApp {
 
     /// Opens an Engine.IO long-polling session and returns its URL (with `sid`).
     pub async fn open_polling_session(&self, client: &reqwest::Client) -> String {
-        let base = format!("{}/socket.io/?EIO=4&transport=polling", self.url());
+        self.open_polling_session_on(client, "/socket.io/").await
+    }
+
+    /// Opens an Engine.IO long-polling session on the Engine.IO route at `path` and returns
+    /// its URL (with `sid`).
+    pub async fn open_polling_session_on(&self, client: &reqwest::Client, path: &str) -> String {
+        let base = format!("{}{path}?EIO=4&transport=polling", self.url());
+        format!("{base}&sid={}", self.polling_sid(client, path).await)
+    }
+
+    /// Opens an Engine.IO long-polling session at `path` and returns its sid.
+    pub async fn polling_sid(&self, client: &reqwest::Client, path: &str) -> String {
         let open = client
-            .get(&base)
+            .get(format!("{}{path}?EIO=4&transport=polling", self.url()))
             .send()
             .await
             .expect("handshake")
@@ -34,7 +45,7 @@ impl TestApp {
             .await
             .expect("body");
         let open: serde_json::Value = serde_json::from_str(&open[1..]).expect("open packet");
-        format!("{base}&sid={}", open["sid"].as_str().expect("sid"))
+        open["sid"].as_str().expect("sid").to_owned()
     }
 
     /// Triggers a graceful shutdown and waits for the server to return.
