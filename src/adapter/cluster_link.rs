@@ -7,6 +7,7 @@ use redis::cluster_async::ClusterConnection;
 use socketioxide_redis::drivers::redis::ClusterDriver;
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 
+use super::publish_queue::{BatchSink, Outgoing, PublishQueue};
 use super::redis_link::{
     COMMAND_TIMEOUT, PING_INTERVAL, RedisConnectError, RedisStatus, redact, timeout_error,
 };
@@ -20,6 +21,7 @@ use super::redis_link::{
 pub struct ClusterLink {
     driver: ClusterDriver,
     health: RedisStatus,
+    publishing: PublishQueue,
 }
 
 impl ClusterLink {
@@ -51,7 +53,12 @@ impl ClusterLink {
         let health = RedisStatus::default();
         health.set_reachable(true);
         tokio::spawn(watch(probe, health.clone()));
-        Ok(ClusterLink { driver, health })
+        let publishing = PublishQueue::start(Sharded(driver.clone()), health.clone());
+        Ok(ClusterLink {
+            driver,
+            health,
+            publishing,
+        })
     }
 
     /// A handle that reports the link's state.
@@ -76,15 +83,28 @@ async fn watch(mut probe: ClusterConnection, health: RedisStatus) {
     }
 }
 
+/// Publishes a batch message by message: each channel may live on another shard.
+struct Sharded(ClusterDriver);
+
+impl BatchSink for Sharded {
+    async fn publish(&mut self, batch: &[Outgoing], health: &RedisStatus) {
+        for (channel, payload) in batch {
+            let sent = self.0.publish(channel.clone(), payload.clone());
+            match tokio::time::timeout(COMMAND_TIMEOUT, sent).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => health.drop_message(channel, &error),
+                Err(_) => health.drop_message(channel, &"SPUBLISH timed out"),
+            }
+        }
+    }
+}
+
 impl Driver for ClusterLink {
     type Error = <ClusterDriver as Driver>::Error;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        match tokio::time::timeout(COMMAND_TIMEOUT, self.driver.publish(chan.clone(), val)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => self.health.drop_message(&chan, &error),
-            Err(_) => self.health.drop_message(&chan, &"SPUBLISH timed out"),
-        }
+        // Local delivery never waits on Redis: the adapter goes on either way.
+        self.publishing.push(chan, val);
         Ok(())
     }
 

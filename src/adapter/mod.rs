@@ -1,6 +1,7 @@
 //! How rooms are shared: in memory on a single node, or through Redis across nodes.
 
 pub mod cluster_link;
+pub mod publish_queue;
 pub mod redis_link;
 pub mod sessions;
 

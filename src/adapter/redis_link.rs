@@ -16,6 +16,7 @@ use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{Mutex, mpsc};
 
+use super::publish_queue::{BatchSink, Outgoing, PublishQueue};
 use crate::metrics::RedisLinkSource;
 
 /// How long to wait between two connection attempts.
@@ -39,6 +40,7 @@ pub struct RedisConnectError {
 #[derive(Clone)]
 pub struct RedisLink {
     shared: Arc<Shared>,
+    publishing: PublishQueue,
 }
 
 struct Shared {
@@ -138,16 +140,54 @@ impl RedisLink {
             }
         };
         tokio::spawn(supervise(shared.clone(), first));
-        Ok(RedisLink { shared })
+        let publishing = PublishQueue::start(Pipeline(shared.clone()), shared.health.clone());
+        Ok(RedisLink { shared, publishing })
     }
 
     /// A handle that reports the link's state.
     pub fn status(&self) -> RedisStatus {
         self.shared.health.clone()
     }
+}
 
-    fn drop_message(&self, chan: &str, reason: &dyn std::fmt::Display) {
-        self.shared.health.drop_message(chan, reason);
+/// Publishes a batch as one pipeline of `PUBLISH` commands on the live connection.
+struct Pipeline(Arc<Shared>);
+
+impl BatchSink for Pipeline {
+    async fn publish(&mut self, batch: &[Outgoing], health: &RedisStatus) {
+        let commands = self
+            .0
+            .connection
+            .lock()
+            .await
+            .as_ref()
+            .map(|c| c.commands.clone());
+        let Some(mut commands) = commands else {
+            for (channel, _) in batch {
+                health.drop_message(channel, &"Redis is unreachable");
+            }
+            return;
+        };
+        let mut pipeline = redis::pipe();
+        for (channel, payload) in batch {
+            pipeline
+                .cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload.as_slice())
+                .ignore();
+        }
+        let reason =
+            match tokio::time::timeout(COMMAND_TIMEOUT, pipeline.query_async::<()>(&mut commands))
+                .await
+            {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => "PUBLISH timed out".to_owned(),
+            };
+        // Redis answers a pipeline as a whole: any of the batch may have been lost.
+        for (channel, _) in batch {
+            health.drop_message(channel, &reason);
+        }
     }
 }
 
@@ -160,19 +200,8 @@ impl Driver for RedisLink {
     type Error = RedisLinkError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        let commands = match &*self.shared.connection.lock().await {
-            Some(connection) => connection.commands.clone(),
-            None => {
-                self.drop_message(&chan, &"Redis is unreachable");
-                return Ok(());
-            }
-        };
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&chan).arg(val);
-        if let Err(error) = run::<u64>(commands, &publish).await {
-            self.drop_message(&chan, &error);
-        }
         // Local delivery never waits on Redis: the adapter goes on either way.
+        self.publishing.push(chan, val);
         Ok(())
     }
 
@@ -323,8 +352,8 @@ async fn forward_until_lost(shared: &Shared, mut stream: PubSubStream) {
                     .cloned();
                 match sender {
                     Some(sender) => {
-                        if let Err(error) = sender.try_send((channel.clone(), message.get_payload_bytes().to_vec())) {
-                            tracing::warn!(channel, %error, "cross-node message dropped: adapter queue full");
+                        if sender.try_send((channel.clone(), message.get_payload_bytes().to_vec())).is_err() {
+                            shared.health.drop_message(&channel, &"the adapter's queue of received messages is full");
                         }
                     }
                     None => tracing::debug!(channel, "message for a channel no longer subscribed"),
