@@ -106,8 +106,13 @@ pub async fn run(args: ApiEmitArgs, files: u64) -> Result<Losses, String> {
     let endpoint = Arc::new(args.common.endpoint());
 
     let join_started = Instant::now();
-    let (members, join_failures) =
-        connect_members(&args.common, args.members, &endpoint, &room_json).await;
+    let (members, join_failures) = connect_members(
+        &args.common,
+        args.members,
+        std::slice::from_ref(&endpoint),
+        &room_json,
+    )
+    .await;
     if members.is_empty() {
         return Err("no member could connect and join".into());
     }

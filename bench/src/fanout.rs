@@ -7,6 +7,7 @@
 //! is undelivered (chats the server refused with an error ack are not expected). Undelivered chats, chats whose ack never came or carried an error, members
 //! that could not join and lost connections are the run's [`Losses`].
 
+use std::net::SocketAddrV4;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -42,6 +43,13 @@ pub struct FanoutArgs {
     /// Room name.
     #[arg(long, default_value = "bench")]
     room: String,
+    /// Another node of the same cluster (loopback): members are spread in turn over --target
+    /// and each of these, while the publisher stays on --target. May be given several times.
+    #[arg(long = "member-target")]
+    member_targets: Vec<SocketAddrV4>,
+    /// Process of another node, whose CPU counts into the server's.
+    #[arg(long = "peer-pid")]
+    peer_pids: Vec<u32>,
 }
 
 /// What one member saw.
@@ -78,12 +86,25 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     if args.rate == 0 && args.window == 0 {
         return Err("--window must be at least 1 when --rate is 0".into());
     }
+    if let Some(target) = args.member_targets.iter().find(|t| !t.ip().is_loopback()) {
+        return Err(format!(
+            "--member-target {target} is not a loopback address: load is only ever sent to 127.0.0.0/8"
+        ));
+    }
     let room_json = serde_json::to_string(&args.room).map_err(|e| e.to_string())?;
     let endpoint = Arc::new(args.common.endpoint());
+    let mut member_endpoints = vec![endpoint.clone()];
+    member_endpoints.extend(args.member_targets.iter().map(|target| {
+        Arc::new(Endpoint {
+            target: *target,
+            path: endpoint.path.clone(),
+        })
+    }));
+    let nodes = member_endpoints.len();
 
     let join_started = Instant::now();
     let (members, join_failures) =
-        connect_members(&args.common, args.members, &endpoint, &room_json).await;
+        connect_members(&args.common, args.members, &member_endpoints, &room_json).await;
     if members.is_empty() {
         return Err("no member could connect and join".into());
     }
@@ -111,10 +132,16 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
         })
         .collect();
 
-    let server_pid = args.common.server_pid;
+    let server_pids: Vec<u32> = args
+        .common
+        .server_pid
+        .iter()
+        .chain(&args.peer_pids)
+        .copied()
+        .collect();
     let own_pid = std::process::id();
     let cpu_start = Instant::now();
-    let server_cpu_before = server_pid.and_then(cpu_ticks);
+    let server_cpu_before = cluster_cpu_ticks(&server_pids);
     let own_cpu_before = cpu_ticks(own_pid);
     let publish_end = Instant::now() + Duration::from_secs(args.duration_s);
     let drain_end = publish_end + Duration::from_secs(args.drain_s);
@@ -133,7 +160,7 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     let cpu_elapsed = cpu_start.elapsed();
     let server_cpu = cpu_percent(
         server_cpu_before,
-        server_pid.and_then(cpu_ticks),
+        cluster_cpu_ticks(&server_pids),
         cpu_elapsed,
     );
     let own_cpu = cpu_percent(own_cpu_before, cpu_ticks(own_pid), cpu_elapsed);
@@ -200,6 +227,7 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
         "scenario": "fanout",
         "server": args.common.label,
         "members": args.members,
+        "nodes": nodes,
         "rate": args.rate,
         "window": args.window,
         "duration_s": args.duration_s,
@@ -230,7 +258,7 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
             (
                 "members",
                 format!(
-                    "{member_count} joined ({join_failures} failed) in {:.1} s",
+                    "{member_count} joined ({join_failures} failed) in {:.1} s, over {nodes} node(s)",
                     join_time.as_secs_f64()
                 ),
             ),
@@ -271,12 +299,20 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     Ok(losses)
 }
 
-/// Connects `count` members and has each join the room (`room_json`, the name as JSON);
-/// returns those that did and the failures.
+/// CPU ticks of all the processes of a cluster; none when one of them cannot be read.
+fn cluster_cpu_ticks(pids: &[u32]) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|pid| cpu_ticks(*pid)).sum()
+}
+
+/// Connects `count` members, spread in turn over `endpoints`, and has each join the room
+/// (`room_json`, the name as JSON); returns those that did and the failures.
 pub async fn connect_members(
     common: &Common,
     count: usize,
-    endpoint: &Arc<Endpoint>,
+    endpoints: &[Arc<Endpoint>],
     room_json: &str,
 ) -> (Vec<Client>, u64) {
     let slots = Arc::new(Semaphore::new(common.concurrency));
@@ -284,7 +320,7 @@ pub async fn connect_members(
     let join = Arc::new(format!("420[\"join\",{room_json}]"));
     let mut pending = Vec::with_capacity(count);
     for index in 0..count {
-        let endpoint = endpoint.clone();
+        let endpoint = endpoints[index % endpoints.len()].clone();
         let slots = slots.clone();
         let join = join.clone();
         let source = common.source(index);

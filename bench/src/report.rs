@@ -181,13 +181,15 @@ fn case_name(run: &Value) -> Option<(String, String)> {
             number("hold_s")
         ),
         "fanout" if number("rate") == 0 => format!(
-            "fanout {} members, max rate (window {})",
+            "fanout {} members{}, max rate (window {})",
             number("members"),
+            over_nodes(number("nodes")),
             number("window")
         ),
         "fanout" => format!(
-            "fanout {} members × {} msg/s",
+            "fanout {} members{} × {} msg/s",
             number("members"),
+            over_nodes(number("nodes")),
             number("rate")
         ),
         "echo" => format!("echo {} clients", number("clients")),
@@ -200,6 +202,15 @@ fn case_name(run: &Value) -> Option<(String, String)> {
         _ => return None,
     };
     Some((scenario, name))
+}
+
+/// ", over N nodes" for a cluster's case; nothing for one node (older results have no count).
+fn over_nodes(nodes: u64) -> String {
+    if nodes > 1 {
+        format!(" over {nodes} nodes")
+    } else {
+        String::new()
+    }
 }
 
 fn load(files: &[PathBuf]) -> Result<Vec<Case>, String> {
@@ -517,11 +528,17 @@ fn targets(cases: &[Case], args: &ReportArgs) -> Vec<(String, String)> {
         .iter()
         .filter(|c| c.scenario == "connect" && c.param("hold_s") < 60 && c.runs(subject).is_some())
         .max_by_key(|c| c.param("clients"));
-    let fanout_max = cases
-        .iter()
-        .find(|c| c.scenario == "fanout" && c.param("rate") == 0 && c.param("members") == 1_000);
+    let fanout_max = cases.iter().find(|c| {
+        c.scenario == "fanout"
+            && c.param("rate") == 0
+            && c.param("members") == 1_000
+            && c.param("nodes") <= 1
+    });
     let fanout_rate = cases.iter().find(|c| {
-        c.scenario == "fanout" && c.param("rate") == 1_000 && c.param("members") == 1_000
+        c.scenario == "fanout"
+            && c.param("rate") == 1_000
+            && c.param("members") == 1_000
+            && c.param("nodes") <= 1
     });
     let soak = cases
         .iter()

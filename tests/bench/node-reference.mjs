@@ -8,11 +8,16 @@
 // bare `node:http` route doing `io.to(to).emit(event, ...args)` (without the API key iorelay
 // asks for).
 //
-// `--connection-state-recovery` turns on Node's `connectionStateRecovery` (in memory), to
-// compare with iorelay's flag of the same name.
+// `--connection-state-recovery` turns on Node's `connectionStateRecovery` (in memory, or in
+// the Redis streams adapter), to compare with iorelay's flag of the same name.
+//
+// `--redis-url` makes the server a node of a cluster on that Redis, through
+// `@socket.io/redis-streams-adapter` (the adapter Node recovers with across servers) or, with
+// `--redis-adapter pubsub`, through `@socket.io/redis-adapter`.
 //
 //   node tests/bench/node-reference.mjs [--host 127.0.0.1] [--port 3000] [--path /socket.io/]
-//     [--connection-state-recovery]
+//     [--connection-state-recovery] [--redis-url redis://127.0.0.1:6379]
+//     [--redis-adapter streams|pubsub]
 
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
@@ -24,8 +29,31 @@ const { values: options } = parseArgs({
     port: { type: "string", default: "3000" },
     path: { type: "string", default: "/socket.io/" },
     "connection-state-recovery": { type: "boolean", default: false },
+    "redis-url": { type: "string" },
+    "redis-adapter": { type: "string", default: "streams" },
   },
 });
+
+// The cluster's adapter, when there is a Redis.
+async function clusterAdapter(url, kind) {
+  if (!url) return {};
+  const { createClient } = await import("redis");
+  const client = createClient({ url });
+  client.on("error", (error) => console.error(`redis: ${error.message}`));
+  await client.connect();
+  if (kind === "streams") {
+    const { createAdapter } = await import("@socket.io/redis-streams-adapter");
+    return { adapter: createAdapter(client) };
+  }
+  if (kind === "pubsub") {
+    const { createAdapter } = await import("@socket.io/redis-adapter");
+    const subscriber = client.duplicate();
+    subscriber.on("error", (error) => console.error(`redis: ${error.message}`));
+    await subscriber.connect();
+    return { adapter: createAdapter(client, subscriber) };
+  }
+  throw new Error(`--redis-adapter must be streams or pubsub, not ${kind}`);
+}
 
 const MAX_ROOM_NAME_CHARS = 128;
 
@@ -82,6 +110,7 @@ const io = new Server(httpServer, {
   path: options.path,
   serveClient: false,
   ...(options["connection-state-recovery"] ? { connectionStateRecovery: {} } : {}),
+  ...(await clusterAdapter(options["redis-url"], options["redis-adapter"])),
 });
 
 io.on("connection", (socket) => {

@@ -28,7 +28,12 @@
 # as --connection-state-recovery), BENCH_SCENARIOS: either scenario names (connect fanout echo
 # webhook api-emit), which keep the mode's sizes and rounds, e.g. "webhook api-emit"; or
 # scenarios with their options, separated by ";" and run once, e.g.
-# "echo --clients 10 --duration-s 1".
+# "echo --clients 10 --duration-s 1". BENCH_NODES=2 measures clusters instead: a redis-server
+# (on the port after the webhook app's) and two nodes of each server on it (iorelay with
+# --redis-url, Node with @socket.io/redis-streams-adapter, or @socket.io/redis-adapter when
+# BENCH_NODE_ARGS has --redis-adapter pubsub), all pinned to the server CPU; only the fanout
+# scenarios run, the publisher on the first node and the members spread over both. The raw
+# reference has no cluster and sits it out.
 set -euo pipefail
 
 # The comment above, up to the first line that is not one.
@@ -57,7 +62,16 @@ app_port=$((base_port + 3))
 # Per run, so that nothing depends on a fixed value; they only ever travel on loopback.
 webhook_secret="bench-secret-$RANDOM$RANDOM$RANDOM"
 api_key="bench-key-$RANDOM$RANDOM$RANDOM"
-read -r -a servers <<<"${BENCH_SERVERS:-iorelay node raw}"
+nodes="${BENCH_NODES:-1}"
+case "$nodes" in
+  1) default_servers="iorelay node raw" ;;
+  2) default_servers="iorelay node" ;;
+  *) echo "BENCH_NODES must be 1 or 2" >&2; exit 2 ;;
+esac
+read -r -a servers <<<"${BENCH_SERVERS:-$default_servers}"
+# The cluster's Redis, and the second node's port of each server (BENCH_NODES=2).
+redis_port=$((base_port + 4))
+second_port_offset=5
 release="${CARGO_TARGET_DIR:-$root/target}/release"
 bench="$release/iorelay-bench"
 
@@ -104,7 +118,9 @@ fi
 
 started=$SECONDS
 server_pid=""
+peer_pid=""
 app_pid=""
+redis_pid=""
 failed=()
 lost=()
 
@@ -125,13 +141,39 @@ stop_server() {
     stop_pid "$server_pid"
     server_pid=""
   fi
+  if [[ -n "$peer_pid" ]]; then
+    stop_pid "$peer_pid"
+    peer_pid=""
+  fi
   # The app goes after the server, which sends it the last disconnect webhooks.
   if [[ -n "$app_pid" ]]; then
     stop_pid "$app_pid"
     app_pid=""
   fi
 }
-trap stop_server EXIT
+stop_all() {
+  stop_server
+  if [[ -n "$redis_pid" ]]; then
+    stop_pid "$redis_pid"
+    redis_pid=""
+  fi
+}
+trap stop_all EXIT
+
+# start_redis: an empty redis-server without persistence, pinned to the server CPU.
+start_redis() {
+  "${server_cpu[@]}" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" \
+    --appendonly no >>"$out/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do
+    if redis-cli -p "$redis_port" ping >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "error: redis-server did not start; its log: $out/redis.log" >&2
+  return 1
+}
 
 # start_app: starts the webhook app pinned to the load CPU; sets app_pid.
 start_app() {
@@ -152,21 +194,26 @@ start_app() {
 }
 
 # start_server NAME PORT [IORELAY_OPTION...]: starts a fresh server pinned to the server CPU;
-# sets server_pid. The options are iorelay's for this scenario only.
+# sets started_pid. The options are iorelay's for this scenario only. With BENCH_NODES=2 the
+# server is a node of the cluster on the run's Redis.
 start_server() {
   local name=$1 port=$2 log="$out/$1.log"
   shift 2
+  local cluster=()
+  if [[ $nodes == 2 ]]; then
+    cluster=(--redis-url "redis://127.0.0.1:$redis_port")
+  fi
   case "$name" in
     iorelay)
       # The shipped configuration (full event contract, logs at info) without the ticker and
       # with a rate limit no client of the benchmark reaches.
       NO_COLOR=1 "${server_cpu[@]}" "$release/iorelay" --host 127.0.0.1 \
-        --port "$port" "${iorelay_args[@]}" "$@" >>"$log" 2>&1 &
+        --port "$port" "${iorelay_args[@]}" "${cluster[@]}" "$@" >>"$log" 2>&1 &
       ;;
     node)
       # shellcheck disable=SC2086 # BENCH_NODE_ARGS is a word list on purpose
       "${server_cpu[@]}" node "$root/tests/bench/node-reference.mjs" --host 127.0.0.1 \
-        --port "$port" ${BENCH_NODE_ARGS:-} >>"$log" 2>&1 &
+        --port "$port" ${BENCH_NODE_ARGS:-} "${cluster[@]}" >>"$log" 2>&1 &
       ;;
     raw)
       "${server_cpu[@]}" "$release/raw-ws-reference" --host 127.0.0.1 \
@@ -177,10 +224,11 @@ start_server() {
       return 1
       ;;
   esac
-  server_pid=$!
+  started_pid=$!
   if ! timeout 30 "${load_cpu[@]}" "$bench" wait --target "127.0.0.1:$port" --timeout-s 20; then
     echo "error: $name did not start; its log: $log" >&2
     tail -n 20 "$log" >&2 || true
+    kill -KILL "$started_pid" 2>/dev/null || true
     stop_server
     return 1
   fi
@@ -195,6 +243,10 @@ measure() {
   # What this scenario adds to the server's options and to the load generator's.
   local server_extra=() bench_extra=()
   case "$name $scenario" in
+    raw\ *) if [[ $nodes == 2 ]]; then
+      printf '\n--> %s %s: n/a (the raw reference has no cluster)\n' "$name" "$scenario"
+      return 0
+    fi ;;&
     "raw webhook" | "raw api-emit")
       printf '\n--> %s %s: n/a (the raw reference has no webhooks and no API)\n' "$name" "$scenario"
       return 0
@@ -219,9 +271,24 @@ measure() {
     fi
     bench_extra=(--app-pid "$app_pid")
   fi
+  if [[ $nodes == 2 ]]; then
+    # Each measurement starts from an empty Redis: no streams or sessions of the last one.
+    redis-cli -p "$redis_port" flushall >/dev/null
+  fi
   if ! start_server "$name" "$port" "${server_extra[@]}"; then
     failed+=("$name $scenario $*")
     return 0
+  fi
+  server_pid=$started_pid
+  if [[ $nodes == 2 && $scenario == fanout ]]; then
+    local second_port=$((port + second_port_offset))
+    if ! start_server "$name" "$second_port" "${server_extra[@]}"; then
+      failed+=("$name $scenario $*")
+      stop_server
+      return 0
+    fi
+    peer_pid=$started_pid
+    bench_extra+=(--member-target "127.0.0.1:$second_port" --peer-pid "$peer_pid")
   fi
   local status=0
   timeout "$case_timeout" "${load_cpu[@]}" "$bench" "$scenario" --label "$name" \
@@ -251,7 +318,7 @@ run_rounds() {
   done
 }
 
-printf '\nmode: %s; servers: %s\n' "$mode" "${servers[*]}"
+printf '\nmode: %s; servers: %s; nodes: %s\n' "$mode" "${servers[*]}" "$nodes"
 printf 'iorelay: %s --host 127.0.0.1 --port PORT %s\n' "$release/iorelay" "${iorelay_args[*]}"
 printf 'results: %s\n' "$out"
 
@@ -279,6 +346,18 @@ else
   cases=("${full_cases[@]}") rounds=3 case_timeout=300
 fi
 soak=$([[ $mode == full ]] && echo yes || echo no)
+if [[ $nodes == 2 ]]; then
+  # Clusters are measured on the fan-out cases alone.
+  chosen=()
+  for case_args in "${cases[@]}"; do
+    [[ $case_args == "fanout "* ]] && chosen+=("$case_args")
+  done
+  cases=("${chosen[@]}") soak=no
+  if ! command -v redis-server >/dev/null || ! start_redis; then
+    red "error: BENCH_NODES=2 needs redis-server" >&2
+    exit 1
+  fi
+fi
 
 # BENCH_SCENARIOS: names keep the mode's cases of those scenarios; anything else is a list of
 # scenarios with their options, run once.
