@@ -577,20 +577,30 @@ async fn a_member_that_stops_reading_never_slows_the_room() {
     }
     let mut publisher = SioClient::connect(app.address, "/").await;
     const MESSAGES: usize = 1_000;
+    // Chats the publisher may be ahead of the reading member: fewer than its queue holds, so
+    // only a member that stops reading can overflow its queue, whatever the machine's speed.
+    const AHEAD: usize = 8;
     let text = "x".repeat(4 * 1024);
-    let reading = tokio::spawn(async move {
-        for _ in 0..MESSAGES {
-            assert_eq!(reader.next_json().await["event"], "chat");
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reading = tokio::spawn({
+        let read = read.clone();
+        async move {
+            for _ in 0..MESSAGES {
+                assert_eq!(reader.next_json().await["event"], "chat");
+                read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
         }
     });
     for i in 0..MESSAGES {
         let chat = json!({ "room": "busy", "text": format!("{i}{text}") });
         publisher.emit("chat", &[chat]).await;
-        if i % 20 == 19 {
-            let _ = publisher
-                .maybe_event("none", Duration::from_millis(5))
-                .await;
-        }
+        let paced = timeout(Duration::from_secs(10), async {
+            while read.load(std::sync::atomic::Ordering::Relaxed) + AHEAD <= i {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert!(paced.is_ok(), "the reading member fell behind at chat {i}");
     }
     timeout(Duration::from_secs(20), reading)
         .await
