@@ -98,6 +98,10 @@ pub struct Config {
     #[arg(long, env = "IORELAY_REDIS_CLUSTER")]
     pub redis_cluster: bool,
 
+    /// Prefix of the Redis channels, as the `key` option of Node's Redis adapter and emitter.
+    #[arg(long, env = "IORELAY_REDIS_KEY_PREFIX", default_value = "socket.io")]
+    pub redis_key_prefix: String,
+
     /// Start even when Redis cannot be reached, serving local sockets until it can.
     #[arg(long, env = "IORELAY_REDIS_OPTIONAL")]
     pub redis_optional: bool,

@@ -13,9 +13,11 @@ use socketioxide::adapter::{Adapter, Emitter};
 use socketioxide_redis::CustomRedisAdapter;
 use socketioxide_redis::drivers::Driver;
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
+use crate::adapter::node_messages::{self, NodeMessages};
+use crate::adapter::publish_queue::Outgoing;
 use crate::adapter::{self, RedisConnectError, RedisStatus, RoomSharing};
 use crate::admin;
 use crate::app::{router, socket_io_builder};
@@ -119,29 +121,47 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
         }
         RoomSharing::Redis(link) => {
             let status = link.status();
-            build_shared(config, relay, link, status).await
+            let node_messages = link
+                .listen_to_node(&config.redis_key_prefix, node_messages::QUEUE_CAPACITY)
+                .await;
+            build_shared(config, relay, link, status, Some(node_messages)).await
         }
         RoomSharing::Cluster(link) => {
             let status = link.status();
-            build_shared(config, relay, link, status).await
+            build_shared(config, relay, link, status, None).await
         }
     })
 }
 
-/// The application on the Redis adapter over `link`: plain members hear the other nodes, and
+/// The application on the Redis adapter over `link`: plain members hear the other nodes, Node
+/// socket.io's messages (`node_messages`, when the link carries them) reach the sockets, and
 /// every namespace has subscribed before the first client can connect.
 async fn build_shared<D: Driver>(
     config: Arc<Config>,
     relay: Arc<Relay>,
     link: D,
     status: RedisStatus,
+    node_messages: Option<mpsc::Receiver<Outgoing>>,
 ) -> App {
     bridge::connect_nodes(&relay.plain, link.clone()).await;
     relay.metrics.watch_redis(Box::new(status.clone()));
     let (service, io) = socket_io_builder(&config, &relay)
         .with_state(relay.clone())
-        .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(link))
+        .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(
+            link,
+            &config.redis_key_prefix,
+        ))
         .build_svc();
+    if let Some(received) = node_messages {
+        let node = NodeMessages {
+            io: io.clone(),
+            relay: relay.clone(),
+            prefix: config.redis_key_prefix.clone(),
+            limit: usize::try_from(config.max_http_buffer_size).unwrap_or(usize::MAX),
+            health: status.clone(),
+        };
+        tokio::spawn(node.serve(received));
+    }
     let mut namespaces = socketio::register(&io, &config, &relay);
     namespaces.extend(admin::register(&io, &config, &relay));
     let router = router(&config, &relay, (service, &io), Some(status));

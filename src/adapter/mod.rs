@@ -1,6 +1,8 @@
 //! How rooms are shared: in memory on a single node, or through Redis across nodes.
 
 pub mod cluster_link;
+pub mod node_messages;
+pub mod node_protocol;
 pub mod publish_queue;
 pub mod redis_link;
 pub mod sessions;
@@ -43,10 +45,12 @@ impl RoomSharing {
     }
 }
 
-/// The socketioxide adapter state for a Redis driver.
-pub fn adapter_state<D: Driver>(driver: D) -> RedisAdapterCtr<D> {
+/// The socketioxide adapter state for a Redis driver, its channels under `prefix`.
+pub fn adapter_state<D: Driver>(driver: D, prefix: &str) -> RedisAdapterCtr<D> {
     RedisAdapterCtr::new_with_driver(
         driver,
-        RedisAdapterConfig::new().with_request_timeout(REQUEST_TIMEOUT),
+        RedisAdapterConfig::new()
+            .with_request_timeout(REQUEST_TIMEOUT)
+            .with_prefix(prefix.to_owned()),
     )
 }

@@ -52,6 +52,25 @@ struct Shared {
     /// The live connection, `None` while Redis is unreachable.
     connection: Mutex<Option<Connection>>,
     health: RedisStatus,
+    /// Where messages in Node socket.io's own format go, once something listens to them.
+    node_protocol: std::sync::RwLock<Option<NodeListener>>,
+}
+
+/// The listener of Node socket.io's messages: its broadcast channels' pattern, and its JSON
+/// requests, which share the request channels with the adapter's MessagePack ones.
+struct NodeListener {
+    pattern: String,
+    request_prefix: String,
+    messages: mpsc::Sender<Outgoing>,
+}
+
+impl NodeListener {
+    /// Whether a message on `channel` is Node's: on a pattern channel, or JSON (an object
+    /// starts with `{`, which no MessagePack request of the adapter does).
+    fn takes(&self, from_pattern: bool, channel: &str, payload: &[u8]) -> bool {
+        from_pattern
+            || (channel.starts_with(&self.request_prefix) && payload.first() == Some(&b'{'))
+    }
 }
 
 struct Connection {
@@ -125,6 +144,7 @@ impl RedisLink {
             channels: std::sync::RwLock::new(HashMap::new()),
             connection: Mutex::new(None),
             health: RedisStatus::default(),
+            node_protocol: std::sync::RwLock::new(None),
         });
         let first = match open(&shared).await {
             Ok(first) => Some(first),
@@ -147,6 +167,31 @@ impl RedisLink {
     /// A handle that reports the link's state.
     pub fn status(&self) -> RedisStatus {
         self.shared.health.clone()
+    }
+
+    /// Subscribes to the messages Node socket.io's emitter and adapter send under `prefix`:
+    /// broadcasts on `{prefix}#…` and JSON requests on `{prefix}-request#…`, kept across
+    /// reconnections. Up to `capacity` wait in the returned queue; beyond that they are
+    /// dropped and counted.
+    pub async fn listen_to_node(&self, prefix: &str, capacity: usize) -> mpsc::Receiver<Outgoing> {
+        let (messages, received) = mpsc::channel(capacity);
+        let pattern = format!("{prefix}#*");
+        let mut connection = self.shared.connection.lock().await;
+        *self
+            .shared
+            .node_protocol
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(NodeListener {
+            pattern: pattern.clone(),
+            request_prefix: format!("{prefix}-request#"),
+            messages,
+        });
+        if let Some(connection) = connection.as_mut()
+            && let Err(error) = connection.subscriptions.psubscribe(&pattern).await
+        {
+            tracing::warn!(pattern, %error, "subscribe failed; will retry on reconnect");
+        }
+        received
     }
 }
 
@@ -286,6 +331,15 @@ async fn open(shared: &Shared) -> redis::RedisResult<PubSubStream> {
     for channel in &channels {
         subscriptions.subscribe(channel).await?;
     }
+    let pattern = shared
+        .node_protocol
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map(|listener| listener.pattern.clone());
+    if let Some(pattern) = pattern {
+        subscriptions.psubscribe(&pattern).await?;
+    }
     *connection = Some(Connection {
         commands,
         subscriptions,
@@ -344,6 +398,18 @@ async fn forward_until_lost(shared: &Shared, mut stream: PubSubStream) {
             message = stream.next() => {
                 let Some(message) = message else { return };
                 let channel = message.get_channel_name().to_owned();
+                if let Some(listener) = shared
+                    .node_protocol
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .as_ref()
+                    .filter(|listener| listener.takes(message.from_pattern(), &channel, message.get_payload_bytes()))
+                {
+                    if listener.messages.try_send((channel.clone(), message.get_payload_bytes().to_vec())).is_err() {
+                        shared.health.drop_message(&channel, &"the queue of Node socket.io messages is full");
+                    }
+                    continue;
+                }
                 let sender = shared
                     .channels
                     .read()

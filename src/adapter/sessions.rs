@@ -30,7 +30,7 @@ use redis::{Cmd, FromRedisValue, RedisResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use socketioxide::recovery::{RestoredSession, SessionEvent, SessionState, SessionStore};
-use socketioxide_core::adapter::{BroadcastOptions, Room};
+use socketioxide_core::adapter::{BroadcastFlags, BroadcastOptions, Room};
 use socketioxide_core::{Sid, Str, Value};
 use tokio::sync::{Mutex, mpsc};
 
@@ -149,6 +149,12 @@ impl RedisSessions {
 
 impl SessionStore for RedisSessions {
     fn record(&self, ns: &Str, opts: &BroadcastOptions, data: &mut Value) {
+        // A broadcast to this node's sockets alone is one every node makes for itself (a Node
+        // emitter's message, the ticker): recorded by each, a recovered client would get it
+        // once per node.
+        if opts.has_flag(BroadcastFlags::Local) {
+            return;
+        }
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         let offset = format!("{}-{}", self.node, radix36(seq));
         socketioxide::recovery::append_offset(data, &offset);

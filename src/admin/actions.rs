@@ -11,7 +11,7 @@ use socketioxide_core::adapter::errors::BroadcastError;
 
 use crate::relay::Relay;
 use crate::relay::delivery::Targets;
-use crate::relay::membership::RoomChange;
+use crate::relay::membership::{Picked, RoomChange};
 use crate::relay::payload::EventArgs;
 use crate::relay::room::RoomName;
 
@@ -97,7 +97,7 @@ pub async fn change_rooms<A: Adapter>(
     let to: Vec<String> = filter.into_iter().collect();
     tracing::info!(admin = admin.sid, address = %admin.address, ns = namespace, to = ?to, room, "Admin UI: {action}");
     if let Err(error) = relay
-        .change_rooms(io, &namespace, &to, &[room], change)
+        .change_rooms(io, &namespace, Picked::everywhere(&to), &[room], change)
         .await
     {
         tracing::warn!(%error, "Admin UI {action} failed");
@@ -125,7 +125,10 @@ pub async fn disconnect<A: Adapter>(
     if close {
         close_connections(io, &namespace, &to);
     }
-    match relay.disconnect_sockets(io, &namespace, &to).await {
+    match relay
+        .disconnect_sockets(io, &namespace, Picked::everywhere(&to))
+        .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "Admin UI disconnect not delivered everywhere"),
         Err(error) => tracing::warn!(%error, "Admin UI disconnect failed"),

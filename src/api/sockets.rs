@@ -13,7 +13,7 @@ use socketioxide::operators::BroadcastOperators;
 
 use super::{ApiError, ApiState, body, root};
 use crate::relay::client::{ClientState, socket_view};
-use crate::relay::membership::RoomChange;
+use crate::relay::membership::{Picked, RoomChange};
 use crate::relay::webhook::SocketView;
 
 /// `POST /api/sockets/join` and `/leave`.
@@ -90,7 +90,7 @@ async fn change_rooms<A: Adapter>(
         .change_rooms(
             &api.io,
             &request.namespace,
-            &request.to,
+            Picked::everywhere(&request.to),
             &request.rooms,
             change,
         )
@@ -104,7 +104,7 @@ pub(crate) async fn disconnect<A: Adapter>(
 ) -> Result<Json<Json_>, ApiError> {
     let request = body(request)?;
     api.relay
-        .disconnect_sockets(&api.io, &request.namespace, &request.to)
+        .disconnect_sockets(&api.io, &request.namespace, Picked::everywhere(&request.to))
         .await?
         .or_else(super::error::partial_delivery)?;
     Ok(Json(json!({ "ok": true })))

@@ -21,6 +21,28 @@ pub enum RoomChange {
     Leave,
 }
 
+/// Which sockets an action picks, in Node's terms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Picked<'a> {
+    /// Rooms or socket ids; every socket of the namespace when empty.
+    pub to: &'a [String],
+    /// Rooms or socket ids left out.
+    pub except: &'a [String],
+    /// Only this node's sockets: for a request every node receives itself, such as the Node
+    /// emitter's.
+    pub this_node_only: bool,
+}
+
+impl<'a> Picked<'a> {
+    /// The sockets `to` names on every node.
+    pub fn everywhere(to: &'a [String]) -> Self {
+        Picked {
+            to,
+            ..Picked::default()
+        }
+    }
+}
+
 /// Why sockets could not be acted on.
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
@@ -33,13 +55,12 @@ pub enum MembershipError {
 }
 
 impl Relay {
-    /// Makes the sockets of `namespace` that `to` picks (rooms or socket ids; all of them when
-    /// empty) join or leave `rooms`.
+    /// Makes the sockets of `namespace` that `to` picks join or leave `rooms`.
     pub async fn change_rooms<A: Adapter>(
         &self,
         io: &SocketIo<A>,
         namespace: &str,
-        to: &[String],
+        to: Picked<'_>,
         rooms: &[String],
         change: RoomChange,
     ) -> Result<(), MembershipError> {
@@ -74,12 +95,12 @@ impl Relay {
         Ok(())
     }
 
-    /// Disconnects the sockets of `namespace` that `to` picks (all of them when empty).
+    /// Disconnects the sockets of `namespace` that `to` picks.
     pub async fn disconnect_sockets<A: Adapter>(
         &self,
         io: &SocketIo<A>,
         namespace: &str,
-        to: &[String],
+        to: Picked<'_>,
     ) -> Result<Result<(), BroadcastError>, MembershipError> {
         let targets = picked(io, namespace, to)?;
         if let Some(selection) = plain_selection(namespace, to) {
@@ -89,27 +110,33 @@ impl Relay {
     }
 }
 
-/// The sockets `to` names in `namespace` (all of them when empty), on every node.
+/// The sockets `to` picks in `namespace`.
 fn picked<A: Adapter>(
     io: &SocketIo<A>,
     namespace: &str,
-    to: &[String],
+    to: Picked<'_>,
 ) -> Result<BroadcastOperators<A>, MembershipError> {
-    let sockets = io
+    let mut sockets = io
         .of(namespace)
         .ok_or_else(|| MembershipError::UnknownNamespace(namespace.to_owned()))?;
-    Ok(if to.is_empty() {
-        sockets
-    } else {
-        sockets.within(to.to_vec())
-    })
+    if !to.to.is_empty() {
+        sockets = sockets.within(to.to.to_vec());
+    }
+    if !to.except.is_empty() {
+        sockets = sockets.except(to.except.to_vec());
+    }
+    if to.this_node_only {
+        sockets = sockets.local();
+    }
+    Ok(sockets)
 }
 
-/// The plain members `to` names, on `/` only.
-fn plain_selection(namespace: &str, to: &[String]) -> Option<Selection> {
+/// The plain members `to` picks, on `/` only.
+fn plain_selection(namespace: &str, to: Picked<'_>) -> Option<Selection> {
     (namespace == "/").then(|| Selection {
-        rooms: to.to_vec(),
-        ..Selection::default()
+        rooms: to.to.to_vec(),
+        except: to.except.to_vec(),
+        skip: None,
     })
 }
 
