@@ -1,6 +1,7 @@
 //! How rooms are shared: in memory on a single node, or through Redis across nodes.
 
 pub mod cluster_link;
+pub mod link_status;
 pub mod node_messages;
 pub mod node_protocol;
 pub mod publish_queue;

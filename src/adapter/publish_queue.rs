@@ -11,7 +11,7 @@ use std::future::Future;
 
 use tokio::sync::mpsc;
 
-use super::redis_link::RedisStatus;
+use super::link_status::RedisStatus;
 
 /// A message for the other nodes: its channel and payload.
 pub type Outgoing = (String, Vec<u8>);
