@@ -11,6 +11,8 @@ use std::io::Cursor;
 use rmpv::Value;
 use serde::Deserialize;
 
+use crate::relay::binary::iso_date;
+
 /// Socket.IO's EVENT and BINARY_EVENT packet types.
 const EVENT: u64 = 2;
 const BINARY_EVENT: u64 = 5;
@@ -272,37 +274,6 @@ fn timestamp_millis(bytes: &[u8]) -> Option<i64> {
         }
         _ => None,
     }
-}
-
-/// `Date.prototype.toISOString` of `millis` since 1970, for the years it writes plainly.
-fn iso_date(millis: i64) -> Option<String> {
-    let days = millis.div_euclid(86_400_000);
-    let in_day = millis.rem_euclid(86_400_000);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1_000 % 60,
-        in_day % 1_000
-    ))
 }
 
 /// A request as JSON: only the fields the served types read.

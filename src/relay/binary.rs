@@ -71,7 +71,7 @@ fn is_undefined(value: &rmpv::Value) -> bool {
 /// A time in Unix milliseconds as JavaScript's `Date.prototype.toISOString` writes it
 /// (`1970-01-01T00:00:00.000Z`), or `None` outside the years 0 to 9999, where it writes an
 /// expanded year or fails.
-fn iso_date(millis: i64) -> Option<String> {
+pub(crate) fn iso_date(millis: i64) -> Option<String> {
     const MS_PER_DAY: i64 = 86_400_000;
     let days = millis.div_euclid(MS_PER_DAY);
     let ms_of_day = millis.rem_euclid(MS_PER_DAY);
