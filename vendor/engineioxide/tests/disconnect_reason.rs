@@ -451,6 +451,58 @@ pub async fn polling_pending_poll_answered_by_an_upgrade() {
     assert!(rx.try_recv().is_err(), "the session should still be open");
 }
 
+/// As in Node's engine.io, the websocket's arrival and probe leave a pending poll waiting; it
+/// gets its `Noop` from the upgrade's 100 ms check, not at once, so the first packets of a
+/// session that upgrades are not preceded by a stray `Noop`.
+#[tokio::test]
+pub async fn polling_pending_poll_kept_until_the_upgrade_check() {
+    use futures_util::StreamExt;
+
+    let (disconnect_tx, mut rx) = mpsc::channel(10);
+    let mut svc = quiet_server(disconnect_tx);
+    let sid = create_polling_connection(&mut svc).await;
+
+    let poll = tokio::spawn(send_req(
+        &mut svc,
+        format!("transport=polling&sid={sid}"),
+        http::Method::GET,
+        None,
+    ));
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    let mut ws = create_ws_upgrade_connection(&mut svc, sid.parse().unwrap()).await;
+    ws.send(Message::Text("2probe".into())).await.unwrap();
+    let probe = tokio::time::timeout(Duration::from_millis(500), ws.next())
+        .await
+        .expect("timeout waiting for 3probe")
+        .unwrap()
+        .unwrap();
+    assert_eq!(probe, Message::Text("3probe".into()));
+    let probed = std::time::Instant::now();
+
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(
+        !poll.is_finished(),
+        "the poll was answered before the check"
+    );
+    let noop = tokio::time::timeout(Duration::from_millis(500), poll)
+        .await
+        .expect("the check should answer the pending poll")
+        .unwrap();
+    assert_eq!(noop, "");
+    assert!(probed.elapsed() >= Duration::from_millis(80));
+
+    ws.send(Message::Text("5".into())).await.unwrap();
+    ws.send(Message::Text("4hello".into())).await.unwrap();
+    let echo = tokio::time::timeout(Duration::from_millis(500), ws.next())
+        .await
+        .expect("timeout waiting for the echo")
+        .unwrap()
+        .unwrap();
+    assert_eq!(echo, Message::Text("4hello".into()));
+    assert!(rx.try_recv().is_err(), "the session should still be open");
+}
+
 /// The heartbeat's clock starts at the handshake: the ping timeout closes the session
 /// `ping_interval + ping_timeout` after the handshake's answer, even when the heartbeat task
 /// first runs later (here the test holds the only runtime thread for most of the interval).

@@ -608,19 +608,6 @@ where
     #[cfg(feature = "tracing")]
     tracing::debug!("starting websocket connection upgrade");
 
-    // The socket is upgrading, from now on all polling
-    // request will return a `Packet::Noop`
-    socket.start_upgrade();
-
-    // We send a last Noop request to close a potential waiting polling request.
-    if !socket.queue.push_control(Outgoing::packet(Packet::Noop)) {
-        return Err(Error::Upgrade);
-    }
-
-    // wait for any current polling connection to finish by waiting for the socket to be unlocked
-    // All other polling connection will be immediately closed with a NOOP packet.
-    let _lock = socket.internal_rx.lock().await;
-
     // Fetch the next packet from the ws stream, it should be a PingUpgrade packet
     let msg = match ws.next().await {
         Some(Ok(Message::Text(d))) => d,
@@ -637,8 +624,23 @@ where
         p => Err(Error::BadPacket(p))?,
     };
 
+    // As in Node, the session keeps polling until the client sends the Upgrade packet, which
+    // it does once its own polling has paused. A poll still waiting meanwhile is ended with a
+    // Noop every 100 ms (engine.io's upgrade `check`); ending it at once would put a Noop
+    // before the packets of almost every new session.
+    let mut check = tokio::time::interval_at(
+        tokio::time::Instant::now() + UPGRADE_CHECK_PERIOD,
+        UPGRADE_CHECK_PERIOD,
+    );
+    let msg = loop {
+        tokio::select! {
+            msg = ws.next() => break msg,
+            _ = check.tick() => end_pending_poll(socket)?,
+        }
+    };
+
     // Fetch the next packet from the ws stream, it should be an Upgrade packet
-    let msg = match ws.next().await {
+    let msg = match msg {
         Some(Ok(Message::Text(d))) => d,
         Some(Ok(Message::Close(_))) => {
             #[cfg(feature = "tracing")]
@@ -659,8 +661,34 @@ where
         p => Err(Error::BadPacket(p))?,
     };
 
+    // The socket is upgrading, from now on all polling
+    // request will return a `Packet::Noop`
+    socket.start_upgrade();
+
+    // A poll still waiting gets a last Noop; wait for it to finish by waiting for the socket
+    // to be unlocked.
+    end_pending_poll(socket)?;
+    let _lock = socket.internal_rx.lock().await;
+
     socket.upgrade_to_websocket();
     Ok(())
+}
+
+/// How often a poll left waiting during an upgrade is ended, as Node's engine.io does.
+const UPGRADE_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Answers the session's waiting poll, if one is waiting, with a Noop.
+fn end_pending_poll<D: Default + Send + Sync + 'static>(socket: &Socket<D>) -> Result<(), Error> {
+    // A poll holds the receiver while it waits; a free receiver means no poll to end, and a
+    // Noop queued then would only go out later as a stray packet.
+    if socket.internal_rx.try_lock().is_ok() {
+        return Ok(());
+    }
+    if socket.queue.push_control(Outgoing::packet(Packet::Noop)) {
+        Ok(())
+    } else {
+        Err(Error::Upgrade)
+    }
 }
 
 fn ws_bytes_to_str(bytes: tungstenite::Utf8Bytes) -> Str {
