@@ -160,7 +160,11 @@ pub fn socket_io_builder(config: &Config, relay: &Relay) -> socketioxide::Socket
         .max_buffer_size(config.max_buffer_size)
         // Every WebSocket keeps its read buffer allocated while idle; 1 KiB instead of 4 KiB
         // saves 3 KiB per connection, and larger messages are read in several chunks.
-        .ws_read_buffer_size(1024);
+        .ws_read_buffer_size(1024)
+        // Node gives a socket an id of its own, and the client suite checks it. The other
+        // profiles keep the session's id, which deployments already see in logs, webhooks and
+        // API answers.
+        .own_socket_ids(config.profile == Profile::ClientSuite);
     // One parser for every namespace and every client, as in Node: a client whose parser
     // differs fails to decode its first packet and is closed.
     let builder = match config.parser {

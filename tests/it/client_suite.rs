@@ -341,6 +341,67 @@ async fn engine_io_fixture_over_websocket_reads_base64_binary_and_closes_too_big
     app.stop().await.expect("clean stop");
 }
 
+/// As in Node, a socket's id is its own in each namespace, neither the Engine.IO session's nor
+/// another namespace's, events reach the socket by it, and a socket that leaves and comes
+/// back gets a new one.
+#[tokio::test]
+async fn each_namespace_gives_its_socket_an_id_of_its_own() {
+    let app = spawn_app(&PROFILE).await;
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.address);
+    let (mut ws, _) = connect_async(&url).await.expect("websocket");
+    let open = next_text(&mut ws).await;
+    let open: Value =
+        serde_json::from_str(open.strip_prefix('0').expect("open packet")).expect("open payload");
+    let session = open["sid"].as_str().expect("session id").to_owned();
+
+    async fn connected<S>(ws: &mut S, prefix: &str) -> String
+    where
+        S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + SinkExt<Message>
+            + Unpin,
+    {
+        let _ = ws.send(Message::text(format!("40{prefix}"))).await;
+        let answer = next_text(ws).await;
+        let body = answer
+            .strip_prefix(&format!("40{prefix}"))
+            .unwrap_or_else(|| panic!("expected a CONNECT answer, got {answer}"));
+        let payload: Value = serde_json::from_str(body).expect("connect payload");
+        payload["sid"].as_str().expect("socket id").to_owned()
+    }
+    async fn asked_id<S>(ws: &mut S, prefix: &str, ack: u32) -> String
+    where
+        S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+            + SinkExt<Message>
+            + Unpin,
+    {
+        let _ = ws
+            .send(Message::text(format!("42{prefix}{ack}[\"getId\"]")))
+            .await;
+        let answer = next_text(ws).await;
+        let body = answer
+            .strip_prefix(&format!("43{prefix}{ack}"))
+            .unwrap_or_else(|| panic!("expected the ack, got {answer}"));
+        let args: Vec<String> = serde_json::from_str(body).expect("ack arguments");
+        args.into_iter().next().expect("one argument")
+    }
+
+    let main = connected(&mut ws, "").await;
+    let foo = connected(&mut ws, "/foo,").await;
+    assert_ne!(main, session);
+    assert_ne!(foo, session);
+    assert_ne!(main, foo);
+    assert_eq!(asked_id(&mut ws, "", 1).await, main);
+    assert_eq!(asked_id(&mut ws, "/foo,", 2).await, foo);
+
+    ws.send(Message::text("41/foo,")).await.expect("send");
+    let again = connected(&mut ws, "/foo,").await;
+    assert_ne!(again, foo);
+    assert_ne!(again, session);
+    assert_eq!(asked_id(&mut ws, "/foo,", 3).await, again);
+    assert_eq!(asked_id(&mut ws, "", 4).await, main);
+    app.stop().await.expect("clean stop");
+}
+
 /// The arguments of an event sent with recovery on, without the offset the server appends (as
 /// Node does) for the client to give back when it reconnects.
 fn recorded(mut args: Vec<Value>) -> Vec<Value> {

@@ -225,8 +225,9 @@ pub struct SocketData<A: Adapter> {
     /// Used to store the [`SocketIo`] instance so it can be accessed by any sockets
     pub io: OnceLock<SocketIo<A>>,
 
-    /// The socket ids of the namespaces where this connection recovered an older socket (whose
-    /// id is not the engine socket's); unset until the first one.
+    /// The socket ids of the namespaces where this connection's socket has an id other than the
+    /// engine socket's (a recovered one, or its own with `own_socket_ids`); unset until the
+    /// first one.
     recovered_ids: OnceLock<Box<RecoveredIds>>,
 }
 impl<A: Adapter> Default for SocketData<A> {
@@ -239,12 +240,12 @@ impl<A: Adapter> Default for SocketData<A> {
         }
     }
 }
-/// Namespaces and the recovered socket ids of one connection in them.
+/// Namespaces and the socket ids of one connection in them, where not the engine socket's.
 type RecoveredIds = Mutex<Vec<(Str, Sid)>>;
 
 impl<A: Adapter> SocketData<A> {
     /// The id of this connection's socket in namespace `ns`, `engine_id` unless it recovered an
-    /// older one there.
+    /// older one there or has its own.
     #[inline]
     pub(crate) fn socket_id(&self, ns: &str, engine_id: Sid) -> Sid {
         match self.recovered_ids.get() {
@@ -266,7 +267,20 @@ impl<A: Adapter> SocketData<A> {
         ids.push((ns, sid));
     }
 
-    /// Forgets the recovered id of namespace `ns`.
+    /// The id given to this connection's socket in namespace `ns`, or else a new one, given to
+    /// it at once: two CONNECT packets to one namespace get the same id.
+    pub(crate) fn own_id(&self, ns: &Str) -> Sid {
+        let ids = self.recovered_ids.get_or_init(Box::default);
+        let mut ids = ids.lock().unwrap();
+        if let Some((_, sid)) = ids.iter().find(|(path, _)| path == ns) {
+            return *sid;
+        }
+        let sid = Sid::new();
+        ids.push((ns.clone(), sid));
+        sid
+    }
+
+    /// Forgets the id of namespace `ns` that is not the engine socket's.
     pub(crate) fn unalias(&self, ns: &str) {
         if let Some(ids) = self.recovered_ids.get() {
             ids.lock().unwrap().retain(|(path, _)| path.as_str() != ns);

@@ -120,6 +120,10 @@ pub struct SocketIoConfig {
     /// Where sessions and packets are kept for connection state recovery; `None` (the default)
     /// turns recovery off. See [`crate::recovery`].
     pub(crate) session_store: Option<Arc<dyn SessionStore>>,
+
+    /// Whether each namespace gives its sockets (protocol v5) ids of their own instead of the
+    /// Engine.IO session's, as Node does. Off by default.
+    pub(crate) own_socket_ids: bool,
 }
 
 impl Default for SocketIoConfig {
@@ -135,6 +139,7 @@ impl Default for SocketIoConfig {
             parse_config: ParseConfig::default(),
             server_id: Uid::new(),
             session_store: None,
+            own_socket_ids: false,
         }
     }
 }
@@ -351,6 +356,13 @@ impl<A: Adapter> SocketIoBuilder<A> {
     /// (Node socket.io's `connectionStateRecovery`). See [`crate::recovery`].
     pub fn with_session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.config.session_store = Some(store);
+        self
+    }
+
+    /// Gives each socket (protocol v5) an id of its own in every namespace it joins, as Node
+    /// does, instead of its Engine.IO session's id. Off by default.
+    pub fn own_socket_ids(mut self, on: bool) -> Self {
+        self.config.own_socket_ids = on;
         self
     }
 }

@@ -41,6 +41,8 @@ pub struct Namespace<A: Adapter> {
     pub(crate) sessions: Option<Arc<dyn SessionStore>>,
     /// Whether the store hears of room changes.
     pub(crate) track_rooms: bool,
+    /// Whether sockets of protocol v5 get ids of their own rather than their session's.
+    own_socket_ids: bool,
 }
 
 /// Marks a socket as connecting to a namespace until dropped.
@@ -122,6 +124,7 @@ impl<A: Adapter> Namespace<A> {
             connecting: HashSet::new().into(),
             sessions,
             track_rooms,
+            own_socket_ids: config.own_socket_ids,
             adapter: Arc::new(A::new(
                 adapter_state,
                 CoreLocalAdapter::new(Emitter::new(ns.clone(), parser, path, ack_timeout, uid)),
@@ -176,7 +179,15 @@ impl<A: Adapter> Namespace<A> {
                 });
             }
         }
-        let sid = restored.as_ref().map_or(sid, |r| r.sid);
+        let sid = match &restored {
+            Some(r) => r.sid,
+            // A second CONNECT to this namespace finds the id the first one took, and the
+            // guard below turns it away.
+            None if self.own_socket_ids && protocol == ProtocolVersion::V5 => {
+                esocket.data.own_id(&self.path)
+            }
+            None => sid,
+        };
 
         let Some(_guard) = ConnectingGuard::new(&self, sid) else {
             #[cfg(feature = "tracing")]
@@ -189,7 +200,7 @@ impl<A: Adapter> Namespace<A> {
         let socket: Arc<Socket<A>> = socket.into();
         if let Some(restored) = &restored {
             // The engine socket's packets for this namespace go to the recovered id.
-            esocket.data.alias(self.path.clone(), sid);
+            esocket.data.alias(self.path.clone(), restored.sid);
             // As in Node, the rooms are back before the middlewares run.
             self.adapter
                 .get_local()
@@ -204,7 +215,7 @@ impl<A: Adapter> Namespace<A> {
             // room in the local/remote adapter. The socket never enters `self.sockets`,
             // so nothing else will ever clean it up.
             self.remove_socket(sid);
-            if restored.is_some() {
+            if sid != esocket.id {
                 esocket.data.unalias(&self.path);
             }
 

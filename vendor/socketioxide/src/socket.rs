@@ -876,9 +876,10 @@ impl<A: Adapter> Socket<A> {
                 recoverable: crate::recovery::recoverable(reason),
             };
             store.update(&self.ns.path, self.id, &session.pid, event);
-            if session.recovered {
-                self.esocket.data.unalias(&self.ns.path);
-            }
+        }
+        // A recovered id or one of its own (`own_socket_ids`).
+        if self.id != self.esocket.id {
+            self.esocket.data.unalias(&self.ns.path);
         }
 
         let disconnect_handler = { self.disconnect_handler.lock().unwrap().take() };
