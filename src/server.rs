@@ -144,6 +144,7 @@ async fn build_shared<D: Driver>(
     node_messages: Option<mpsc::Receiver<Outgoing>>,
 ) -> App {
     bridge::connect_nodes(&relay.plain, link.clone()).await;
+    let responses = link.clone();
     relay.metrics.watch_redis(Box::new(status.clone()));
     let (service, io) = socket_io_builder(&config, &relay)
         .with_state(relay.clone())
@@ -159,6 +160,7 @@ async fn build_shared<D: Driver>(
             prefix: config.redis_key_prefix.clone(),
             limit: usize::try_from(config.max_http_buffer_size).unwrap_or(usize::MAX),
             health: status.clone(),
+            link: responses,
         };
         tokio::spawn(node.serve(received));
     }

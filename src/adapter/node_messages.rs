@@ -4,17 +4,27 @@
 //! Every node receives each of these messages itself, so each acts on its own sockets only.
 //! A message that is refused, or that names a namespace this node does not serve, is counted
 //! among the dropped cross-node messages and logged with its reason.
+//!
+//! A Node server's `fetchSockets()` and `allRooms()` wait for an answer from every server
+//! subscribed to the namespace's request channel, iorelay nodes included: each node answers
+//! them for its own sockets, on the asking server's response channel.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use serde_json::{Map, Value as Json, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide_redis::drivers::Driver;
 use tokio::sync::mpsc;
 
-use super::node_protocol::{self, NodeMessage, RefusedMessage, Selection};
+use super::node_protocol::{self, NodeMessage, RefusedMessage, Reply, Selection};
 use super::publish_queue::Outgoing;
 use super::redis_link::RedisStatus;
 use crate::relay::Relay;
+use crate::relay::admin_feed;
+use crate::relay::client::ClientState;
 use crate::relay::delivery::plain_event_frame;
 use crate::relay::membership::{Picked, RoomChange};
 use crate::relay::payload::EventArgs;
@@ -24,7 +34,7 @@ use crate::relay::plain_members;
 pub const QUEUE_CAPACITY: usize = 16_384;
 
 /// What the task needs to act on Node's messages.
-pub struct NodeMessages<A: Adapter> {
+pub struct NodeMessages<A: Adapter, D: Driver> {
     /// The node's sockets.
     pub io: SocketIo<A>,
     /// The node's relay, for plain members and membership.
@@ -35,9 +45,11 @@ pub struct NodeMessages<A: Adapter> {
     pub limit: usize,
     /// Where refusals are counted.
     pub health: RedisStatus,
+    /// Where answers to Node's requests are published.
+    pub link: D,
 }
 
-impl<A: Adapter> NodeMessages<A> {
+impl<A: Adapter, D: Driver> NodeMessages<A, D> {
     /// Acts on every message of `received`, in order, until the link is gone.
     pub async fn serve(self, mut received: mpsc::Receiver<Outgoing>) {
         while let Some((channel, payload)) = received.recv().await {
@@ -104,6 +116,77 @@ impl<A: Adapter> NodeMessages<A> {
                     "serverSideEmit from Node: iorelay has no server-side listeners"
                 );
             }
+            NodeMessage::Sockets {
+                namespace,
+                rooms,
+                reply,
+            } => {
+                let to = Selection {
+                    rooms,
+                    except: Vec::new(),
+                };
+                let Some(picked) = self.picked(channel, &namespace, &to) else {
+                    return;
+                };
+                let ids: Vec<Json> = picked.iter().map(|s| Json::from(s.id.as_str())).collect();
+                self.answer(&namespace, &reply, "sockets", ids.into()).await;
+            }
+            NodeMessage::AllRooms { namespace, reply } => {
+                let Some(sockets) = self.picked(channel, &namespace, &Selection::default()) else {
+                    return;
+                };
+                let rooms: BTreeSet<String> = sockets.iter().flat_map(node_rooms).collect();
+                self.answer(&namespace, &reply, "rooms", json!(rooms)).await;
+            }
+            NodeMessage::Fetch {
+                namespace,
+                to,
+                reply,
+            } => {
+                let Some(picked) = self.picked(channel, &namespace, &to) else {
+                    return;
+                };
+                let sockets: Vec<Json> = picked.iter().map(fetched).collect();
+                self.answer(&namespace, &reply, "sockets", sockets.into())
+                    .await;
+            }
+        }
+    }
+
+    /// This node's sockets of `namespace` that `to` picks, as Node's adapter picks them: a
+    /// socket is in the room named after its id whether or not it joined it. `None`, counted,
+    /// when the namespace is not served here.
+    fn picked(&self, channel: &str, namespace: &str, to: &Selection) -> Option<Vec<SocketRef<A>>> {
+        let Some(sockets) = self.io.of(namespace) else {
+            self.health.drop_message(
+                channel,
+                &format!("namespace {namespace} is not served here"),
+            );
+            return None;
+        };
+        let picked = sockets
+            .local()
+            .sockets()
+            .into_iter()
+            .filter(|socket| {
+                let rooms = node_rooms(socket);
+                let within = to.rooms.is_empty() || to.rooms.iter().any(|r| rooms.contains(r));
+                within && !to.except.iter().any(|r| rooms.contains(r))
+            })
+            .collect();
+        Some(picked)
+    }
+
+    /// Publishes `{ requestId, <key>: value }` on the asking server's response channel; an
+    /// answer Redis does not take is counted and logged, and the asking server times out.
+    async fn answer(&self, namespace: &str, reply: &Reply, key: &str, value: Json) {
+        let channel = reply.channel(&self.prefix, namespace);
+        if let Err(error) = self
+            .link
+            .publish(channel.clone(), reply.answer(key, value))
+            .await
+        {
+            self.health.drop_message(&channel, &error);
         }
     }
 
@@ -148,6 +231,40 @@ impl<A: Adapter> NodeMessages<A> {
             tracing::warn!(channel, event, %error, "Node's broadcast not delivered to every member");
         }
     }
+}
+
+/// A socket's rooms as Node lists them: the ones it joined and the one named after its id.
+fn node_rooms<A: Adapter>(socket: &SocketRef<A>) -> Vec<String> {
+    let mut rooms: Vec<String> = socket.rooms().iter().map(|r| r.to_string()).collect();
+    if !rooms.iter().any(|r| r == socket.id.as_str()) {
+        rooms.push(socket.id.to_string());
+    }
+    rooms
+}
+
+/// A socket as Node's adapter answers `fetchSockets()` with it: its id, handshake, rooms and
+/// data.
+fn fetched<A: Adapter>(socket: &SocketRef<A>) -> Json {
+    let client = socket.extensions.get::<Arc<ClientState>>();
+    let data = client.as_ref().map(|c| c.data()).unwrap_or_default();
+    let mut handshake = match admin_feed::serialize_socket(socket, Map::new()) {
+        Json::Object(mut serialized) => serialized.remove("handshake").unwrap_or_default(),
+        _ => Json::Null,
+    };
+    if let Json::Object(handshake) = &mut handshake {
+        // Node's `auth` is `{}` when the client sent none.
+        let auth = match client.map(|c| c.handshake().auth) {
+            None | Some(Json::Null) => json!({}),
+            Some(auth) => auth,
+        };
+        handshake.insert("auth".into(), auth);
+    }
+    json!({
+        "id": socket.id.as_str(),
+        "handshake": handshake,
+        "rooms": node_rooms(socket),
+        "data": data,
+    })
 }
 
 /// This node's sockets that `to` picks.

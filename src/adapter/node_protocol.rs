@@ -20,9 +20,12 @@ const BINARY_EVENT: u64 = 5;
 const MAX_DEPTH: usize = 64;
 
 /// The request types of Node's adapter (`RequestType` in socket.io-redis-adapter).
+const SOCKETS: u64 = 0;
+const ALL_ROOMS: u64 = 1;
 const REMOTE_JOIN: u64 = 2;
 const REMOTE_LEAVE: u64 = 3;
 const REMOTE_DISCONNECT: u64 = 4;
+const REMOTE_FETCH: u64 = 5;
 const SERVER_SIDE_EMIT: u64 = 6;
 
 /// Which sockets of a namespace a message is for, in Node's terms.
@@ -61,6 +64,44 @@ pub enum NodeMessage {
     },
     /// An event for the servers' own listeners, which iorelay has none of.
     ServerSideEmit { namespace: String },
+    /// The ids of this node's sockets in any of `rooms` (all of them when empty).
+    Sockets {
+        namespace: String,
+        rooms: Vec<String>,
+        reply: Reply,
+    },
+    /// The rooms of this node's sockets.
+    AllRooms { namespace: String, reply: Reply },
+    /// This node's sockets that `to` picks, each with its handshake, rooms and data.
+    Fetch {
+        namespace: String,
+        to: Selection,
+        reply: Reply,
+    },
+}
+
+/// Where and how a request that waits for every node's answer is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The asking server's adapter id.
+    pub uid: String,
+    /// The id the answer must carry.
+    pub request_id: String,
+}
+
+impl Reply {
+    /// The asking server's own response channel, which Node's adapter always listens on.
+    pub fn channel(&self, prefix: &str, namespace: &str) -> String {
+        format!("{prefix}-response#{namespace}#{}#", self.uid)
+    }
+
+    /// The answer's JSON, `{ requestId, <key>: value }`, as Node's adapter writes it.
+    pub fn answer(&self, key: &str, value: serde_json::Value) -> Vec<u8> {
+        let mut fields = serde_json::Map::new();
+        fields.insert("requestId".into(), self.request_id.clone().into());
+        fields.insert(key.into(), value);
+        serde_json::Value::Object(fields).to_string().into_bytes()
+    }
 }
 
 /// Why a message was refused.
@@ -281,6 +322,9 @@ fn timestamp_millis(bytes: &[u8]) -> Option<i64> {
 struct Request {
     #[serde(rename = "type")]
     kind: u64,
+    uid: Option<String>,
+    #[serde(rename = "requestId")]
+    request_id: Option<String>,
     opts: Option<RequestOpts>,
     #[serde(default)]
     rooms: Option<Vec<serde_json::Value>>,
@@ -305,6 +349,17 @@ fn json_rooms(rooms: &[serde_json::Value]) -> Result<Vec<String>, RefusedMessage
             _ => Err(malformed("a room name is not a string")),
         })
         .collect()
+}
+
+/// Where to answer a request that waits for answers: its sender's `uid` and its `requestId`.
+fn reply(uid: Option<String>, request_id: Option<String>) -> Result<Reply, RefusedMessage> {
+    let uid = uid.ok_or_else(|| malformed("the request has no uid"))?;
+    // The uid names a channel: Node's are short and have no separator in them.
+    if uid.is_empty() || uid.len() > 64 || uid.contains('#') {
+        return Err(malformed("the request's uid is not an adapter id"));
+    }
+    let request_id = request_id.ok_or_else(|| malformed("the request has no requestId"))?;
+    Ok(Reply { uid, request_id })
 }
 
 fn decode_request(namespace: &str, payload: &[u8]) -> Result<NodeMessage, RefusedMessage> {
@@ -342,6 +397,20 @@ fn decode_request(namespace: &str, payload: &[u8]) -> Result<NodeMessage, Refuse
             close: request.close,
         }),
         SERVER_SIDE_EMIT => Ok(NodeMessage::ServerSideEmit { namespace }),
+        SOCKETS => Ok(NodeMessage::Sockets {
+            rooms: json_rooms(request.rooms.as_deref().unwrap_or_default())?,
+            reply: reply(request.uid, request.request_id)?,
+            namespace,
+        }),
+        ALL_ROOMS => Ok(NodeMessage::AllRooms {
+            reply: reply(request.uid, request.request_id)?,
+            namespace,
+        }),
+        REMOTE_FETCH => Ok(NodeMessage::Fetch {
+            to: selection(request.opts)?,
+            reply: reply(request.uid, request.request_id)?,
+            namespace,
+        }),
         other => Err(RefusedMessage::UnsupportedRequest(other)),
     }
 }
@@ -539,9 +608,62 @@ mod tests {
                 namespace: "/".into()
             })
         );
+        let reply = Reply {
+            uid: "n0de".into(),
+            request_id: "r1".into(),
+        };
         assert_eq!(
-            decode(r#"{"type":0,"requestId":"x","rooms":[]}"#),
-            Err(RefusedMessage::UnsupportedRequest(0))
+            decode(r#"{"uid":"n0de","type":0,"requestId":"r1","rooms":["a"]}"#),
+            Ok(NodeMessage::Sockets {
+                namespace: "/".into(),
+                rooms: vec!["a".into()],
+                reply: reply.clone(),
+            })
+        );
+        assert_eq!(
+            decode(r#"{"uid":"n0de","requestId":"r1","type":1}"#),
+            Ok(NodeMessage::AllRooms {
+                namespace: "/".into(),
+                reply: reply.clone(),
+            })
+        );
+        assert_eq!(
+            decode(
+                r#"{"uid":"n0de","requestId":"r1","type":5,"opts":{"rooms":["a"],"except":[]}}"#
+            ),
+            Ok(NodeMessage::Fetch {
+                namespace: "/".into(),
+                to: Selection {
+                    rooms: vec!["a".into()],
+                    except: vec![],
+                },
+                reply: reply.clone(),
+            })
+        );
+        assert_eq!(
+            reply.channel("socket.io", "/chat"),
+            "socket.io-response#/chat#n0de#"
+        );
+        assert_eq!(
+            reply.answer("rooms", serde_json::json!(["a"])),
+            br#"{"requestId":"r1","rooms":["a"]}"#
+        );
+        assert!(matches!(
+            decode(r#"{"type":1,"requestId":"r1"}"#),
+            Err(RefusedMessage::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"uid":"a#b","type":1,"requestId":"r1"}"#),
+            Err(RefusedMessage::Malformed(_))
+        ));
+        assert!(matches!(
+            decode(r#"{"uid":"n0de","type":5,"opts":{"rooms":[],"except":[]}}"#),
+            Err(RefusedMessage::Malformed(_))
+        ));
+        // A request addressed to one socket (`sid`, no `opts`), as older adapters send.
+        assert_eq!(
+            decode(r#"{"uid":"n0de","requestId":"r1","type":2,"sid":"s","room":"r"}"#),
+            Err(RefusedMessage::UnsupportedRequest(2))
         );
         assert!(matches!(decode("{"), Err(RefusedMessage::Malformed(_))));
     }

@@ -58,9 +58,9 @@ pub struct Relay {
     pub webhook: Option<Webhook>,
     /// Webhook calls nothing waits on (`disconnect`); shutdown waits for them.
     pub background: TaskTracker,
-    /// Whether there is an app (a webhook or the server API) or the Admin UI: then every socket
-    /// is in a room named after its id, as in Node socket.io, so they can address it, and keeps
-    /// its handshake to show.
+    /// Whether there is an app (a webhook or the server API), the Admin UI, or Node servers and
+    /// emitters on a shared Redis: then every socket is in a room named after its id, as in
+    /// Node socket.io, so they can address it, and keeps its handshake to show.
     pub id_rooms: bool,
     /// Handshake authentication.
     pub auth: Authenticator,
@@ -111,8 +111,12 @@ impl Relay {
         let webhook = Webhook::from_config(config, &plain.node, metrics.webhook())?;
         Ok(Arc::new(Relay {
             events,
-            // The Admin UI addresses one socket as Node does, by the room named after its id.
-            id_rooms: webhook.is_some() || config.api_key.is_some() || config.admin_ui,
+            // The Admin UI, Node's emitter and Node servers address one socket as Node does, by
+            // the room named after its id.
+            id_rooms: webhook.is_some()
+                || config.api_key.is_some()
+                || config.admin_ui
+                || (config.redis_url.is_some() && !config.redis_cluster_mode()),
             background: TaskTracker::new(),
             webhook,
             auth: Authenticator::new(

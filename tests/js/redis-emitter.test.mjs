@@ -1,7 +1,9 @@
 // The real `@socket.io/redis-emitter` 5.x, as a Node job worker or REST handler uses it,
 // pushing to sockets on two iorelay nodes that share a real redis-server: namespace, rooms,
 // `except`, another namespace, binary data, `socketsJoin`, `socketsLeave`,
-// `disconnectSockets`, `serverSideEmit`; and bad input on Node's channels, dropped and counted.
+// `disconnectSockets`, `serverSideEmit`; a Node socket.io server on `@socket.io/redis-adapter`
+// broadcasting to iorelay's sockets and fetching them (`fetchSockets`, `allRooms`); and bad
+// input on Node's channels, dropped and counted.
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 
@@ -196,6 +198,62 @@ describe("@socket.io/redis-emitter against two iorelay nodes", () => {
     }
   });
 
+  it("answers a Node server's fetchSockets and allRooms with iorelay's sockets", async () => {
+    const room = unique("fetched");
+    const pub = publisher.duplicate();
+    const sub = publisher.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    // Node waits for every server on the request channel (both iorelay nodes here) to answer,
+    // and fails after requestsTimeout; 3 s makes a missing answer fail well within the test.
+    const nodeServer = new Server(createServer(), {
+      adapter: createAdapter(pub, sub, { requestsTimeout: 3_000 }),
+    });
+    try {
+      const inRoom = await clients.connect(nodeA.url, { auth: { name: "ada" }, query: { from: "a" } });
+      const other = await clients.connect(nodeB.url);
+      await joinRoom(inRoom.socket, room);
+      const ids = (sockets) => sockets.map((s) => s.id).sort();
+
+      const everyone = await nodeServer.fetchSockets();
+      assert.deepEqual(ids(everyone), [inRoom.socket.id, other.socket.id].sort());
+
+      const [fetched, ...more] = await nodeServer.in(room).fetchSockets();
+      assert.equal(more.length, 0);
+      assert.equal(fetched.id, inRoom.socket.id);
+      assert.deepEqual([...fetched.rooms].sort(), [room, inRoom.socket.id].sort());
+      assert.deepEqual(fetched.data, {});
+      assert.deepEqual(fetched.handshake.auth, { name: "ada" });
+      assert.equal(fetched.handshake.query.from, "a");
+      assert.equal(fetched.handshake.query.EIO, "4");
+      assert.match(fetched.handshake.address, /127\.0\.0\.1/);
+      assert.equal(typeof fetched.handshake.headers, "object");
+      assert.equal(typeof fetched.handshake.issued, "number");
+
+      assert.deepEqual(ids(await nodeServer.in(other.socket.id).fetchSockets()), [other.socket.id]);
+      assert.deepEqual(ids(await nodeServer.except(room).fetchSockets()), [other.socket.id]);
+
+      const rooms = await nodeServer.of("/").adapter.allRooms();
+      for (const name of [room, inRoom.socket.id, other.socket.id]) assert.ok(rooms.has(name), `allRooms lacks ${name}`);
+
+      // What came back acts on the socket where it lives.
+      const added = unique("added");
+      fetched.join(added);
+      await waitUntil(async () => (await nodeServer.in(added).fetchSockets()).length === 1, { what: "the join", timeoutMs: 5_000 });
+      nodeServer.to(added).emit("to added", 1);
+      assert.deepEqual(await inRoom.recorder.waitFor("to added"), [1]);
+      assert.equal(other.recorder.find("to added"), undefined);
+
+      const [remote] = await nodeServer.in(other.socket.id).fetchSockets();
+      const reason = new Promise((resolve) => other.socket.once("disconnect", resolve));
+      remote.disconnect();
+      assert.equal(await reason, "io server disconnect");
+      assert.equal(inRoom.socket.connected, true);
+    } finally {
+      nodeServer.close();
+      await Promise.all([pub.quit(), sub.quit()]);
+    }
+  });
+
   it("drops and counts bad input on Node's channels, and delivers what follows", async () => {
     const member = await clients.connect(nodeA.url);
     const [beforeA, beforeB] = await Promise.all([droppedOn(nodeA), droppedOn(nodeB)]);
@@ -210,7 +268,7 @@ describe("@socket.io/redis-emitter against two iorelay nodes", () => {
       ["socket.io#/#", Buffer.from([0xc1])], // a byte MessagePack never uses
       ["socket.io#/#", Buffer.alloc(1_500_000, 0x90)], // over maxHttpBufferSize
       ["socket.io#/nowhere#", elsewhere], // a namespace iorelay does not serve
-      ["socket.io-request#/#", Buffer.from('{"type":0,"requestId":"x","rooms":[]}')], // SOCKETS, between Node nodes
+      ["socket.io-request#/#", Buffer.from('{"type":0,"requestId":"x","rooms":[]}')], // SOCKETS with no uid to answer
       ["socket.io-request#/#", Buffer.from('{"type":99,"opts":{"rooms":[]}}')], // an unknown request type
       ["socket.io-request#/#", Buffer.from('{"type":2,"opts":{"rooms":[{}]},"rooms":["r"]}')], // a room that is no name
     ];
