@@ -11,7 +11,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value as Json, json};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -129,14 +132,16 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
                     return;
                 };
                 let ids: Vec<Json> = picked.iter().map(|s| Json::from(s.id.as_str())).collect();
-                self.answer(&namespace, &reply, "sockets", ids.into()).await;
+                let answer = reply.answer("sockets", ids.into());
+                self.answer(&namespace, &reply, answer).await;
             }
             NodeMessage::AllRooms { namespace, reply } => {
                 let Some(sockets) = self.picked(channel, &namespace, &Selection::default()) else {
                     return;
                 };
                 let rooms: BTreeSet<String> = sockets.iter().flat_map(node_rooms).collect();
-                self.answer(&namespace, &reply, "rooms", json!(rooms)).await;
+                let answer = reply.answer("rooms", json!(rooms));
+                self.answer(&namespace, &reply, answer).await;
             }
             NodeMessage::Fetch {
                 namespace,
@@ -147,8 +152,52 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
                     return;
                 };
                 let sockets: Vec<Json> = picked.iter().map(fetched).collect();
-                self.answer(&namespace, &reply, "sockets", sockets.into())
-                    .await;
+                let answer = reply.answer("sockets", sockets.into());
+                self.answer(&namespace, &reply, answer).await;
+            }
+            NodeMessage::BroadcastWithAck {
+                namespace,
+                to,
+                event,
+                args,
+                timeout_ms,
+                reply,
+            } => {
+                // The asking server waits for every server's count, even of none.
+                let picked = self.picked(channel, &namespace, &to).unwrap_or_default();
+                let args = EventArgs(args);
+                let timeout = Duration::from_millis(timeout_ms);
+                let mut acks = FuturesUnordered::new();
+                for socket in picked {
+                    match socket
+                        .timeout(timeout)
+                        .emit_with_ack::<_, EventArgs>(&event, &args)
+                    {
+                        Ok(ack) => acks.push(ack),
+                        Err(error) => {
+                            tracing::debug!(sid = %socket.id, event, %error, "Node's broadcast with ack not sent to this socket");
+                        }
+                    }
+                }
+                let count = reply.client_count(acks.len());
+                self.answer(&namespace, &reply, count).await;
+                if acks.is_empty() {
+                    return;
+                }
+                let link = self.link.clone();
+                let health = self.health.clone();
+                let channel = reply.channel(&self.prefix, &namespace);
+                tokio::spawn(async move {
+                    while let Some(ack) = acks.next().await {
+                        // A socket that does not answer in time is one answer the asking
+                        // server does not get, as from a Node server's socket.
+                        let Ok(EventArgs(args)) = ack else { continue };
+                        let first = args.into_iter().next().unwrap_or(rmpv::Value::Nil);
+                        if let Err(error) = link.publish(channel.clone(), reply.ack(first)).await {
+                            health.drop_message(&channel, &error);
+                        }
+                    }
+                });
             }
         }
     }
@@ -177,15 +226,11 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
         Some(picked)
     }
 
-    /// Publishes `{ requestId, <key>: value }` on the asking server's response channel; an
-    /// answer Redis does not take is counted and logged, and the asking server times out.
-    async fn answer(&self, namespace: &str, reply: &Reply, key: &str, value: Json) {
+    /// Publishes `answer` on the asking server's response channel; an answer Redis does not
+    /// take is counted and logged, and the asking server times out.
+    async fn answer(&self, namespace: &str, reply: &Reply, answer: Vec<u8>) {
         let channel = reply.channel(&self.prefix, namespace);
-        if let Err(error) = self
-            .link
-            .publish(channel.clone(), reply.answer(key, value))
-            .await
-        {
+        if let Err(error) = self.link.publish(channel.clone(), answer).await {
             self.health.drop_message(&channel, &error);
         }
     }

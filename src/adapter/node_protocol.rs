@@ -27,6 +27,12 @@ const REMOTE_LEAVE: u64 = 3;
 const REMOTE_DISCONNECT: u64 = 4;
 const REMOTE_FETCH: u64 = 5;
 const SERVER_SIDE_EMIT: u64 = 6;
+const BROADCAST: u64 = 7;
+/// The answers to a broadcast with acknowledgements: how many sockets got it, then each ack.
+pub const BROADCAST_CLIENT_COUNT: u64 = 8;
+pub const BROADCAST_ACK: u64 = 9;
+/// What Node's `emitWithAck` waits when its caller set no `timeout` (its ack timeout default).
+const DEFAULT_ACK_TIMEOUT_MS: u64 = 5_000;
 
 /// Which sockets of a namespace a message is for, in Node's terms.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,6 +84,16 @@ pub enum NodeMessage {
         to: Selection,
         reply: Reply,
     },
+    /// Emit `event` with `args` to the sockets `to` picks, asking each for an ack within
+    /// `timeout_ms`; the count of sockets reached, then every ack, go back to the asker.
+    BroadcastWithAck {
+        namespace: String,
+        to: Selection,
+        event: String,
+        args: Vec<Value>,
+        timeout_ms: u64,
+        reply: Reply,
+    },
 }
 
 /// Where and how a request that waits for every node's answer is answered.
@@ -101,6 +117,34 @@ impl Reply {
         fields.insert("requestId".into(), self.request_id.clone().into());
         fields.insert(key.into(), value);
         serde_json::Value::Object(fields).to_string().into_bytes()
+    }
+
+    /// How many sockets a broadcast with acks reached, as Node's adapter answers it (JSON).
+    pub fn client_count(&self, count: usize) -> Vec<u8> {
+        serde_json::json!({
+            "type": BROADCAST_CLIENT_COUNT,
+            "requestId": self.request_id,
+            "clientCount": count,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// One socket's ack (its first argument, `packet`) to a broadcast, packed as Node's adapter
+    /// packs it, so that binary arrives as binary.
+    pub fn ack(&self, packet: Value) -> Vec<u8> {
+        let answer = Value::Map(vec![
+            (Value::from("type"), Value::from(BROADCAST_ACK)),
+            (
+                Value::from("requestId"),
+                Value::from(self.request_id.as_str()),
+            ),
+            (Value::from("packet"), packet),
+        ]);
+        let mut bytes = Vec::new();
+        // Writing to a Vec cannot fail.
+        let _ = rmpv::encode::write_value(&mut bytes, &answer);
+        bytes
     }
 }
 
@@ -143,7 +187,13 @@ pub fn decode(
     if let Some(rest) = channel.strip_prefix(&format!("{prefix}-request#")) {
         let namespace =
             channel_namespace(rest).ok_or_else(|| RefusedMessage::Channel(channel.to_owned()))?;
-        return decode_request(namespace, payload);
+        // Node's adapter writes its requests as JSON, except broadcasts with acks, whose
+        // packet may carry binary: MessagePack (notepack), an object.
+        return if payload.first() == Some(&b'{') {
+            decode_request(namespace, payload)
+        } else {
+            decode_packed_request(namespace, payload)
+        };
     }
     let rest = channel
         .strip_prefix(&format!("{prefix}#"))
@@ -183,7 +233,31 @@ fn decode_broadcast(payload: &[u8], own_uid: Option<&str>) -> Result<NodeMessage
     {
         return Err(RefusedMessage::Own);
     }
-    let packet_type = field(&packet, "type")
+    let (namespace, event, args) = event_packet(&packet)?;
+    let volatile = field(&opts, "flags")
+        .and_then(|flags| field(flags, "volatile"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(NodeMessage::Broadcast {
+        namespace,
+        to: packed_selection(&opts)?,
+        event,
+        args,
+        volatile,
+    })
+}
+
+/// The rooms and exceptions of a packed broadcast's `opts`.
+fn packed_selection(opts: &Value) -> Result<Selection, RefusedMessage> {
+    Ok(Selection {
+        rooms: room_list(field(opts, "rooms"))?,
+        except: room_list(field(opts, "except"))?,
+    })
+}
+
+/// An event packet's namespace, event name and arguments.
+fn event_packet(packet: &Value) -> Result<(String, String, Vec<Value>), RefusedMessage> {
+    let packet_type = field(packet, "type")
         .and_then(Value::as_u64)
         .ok_or_else(|| malformed("the packet has no type"))?;
     if packet_type != EVENT && packet_type != BINARY_EVENT {
@@ -191,7 +265,7 @@ fn decode_broadcast(payload: &[u8], own_uid: Option<&str>) -> Result<NodeMessage
             "packet type {packet_type} is not an event"
         )));
     }
-    let namespace = match field(&packet, "nsp") {
+    let namespace = match field(packet, "nsp") {
         None | Some(Value::Nil) => "/".to_owned(),
         Some(Value::String(name)) => name
             .as_str()
@@ -200,7 +274,7 @@ fn decode_broadcast(payload: &[u8], own_uid: Option<&str>) -> Result<NodeMessage
             .to_owned(),
         Some(_) => return Err(malformed("the packet's namespace is not a string")),
     };
-    let Some(Value::Array(data)) = field(&packet, "data") else {
+    let Some(Value::Array(data)) = field(packet, "data") else {
         return Err(malformed("the packet has no data array"));
     };
     let mut data = data.iter().map(from_notepack);
@@ -214,19 +288,49 @@ fn decode_broadcast(payload: &[u8], own_uid: Option<&str>) -> Result<NodeMessage
             ));
         }
     };
-    let volatile = field(&opts, "flags")
-        .and_then(|flags| field(flags, "volatile"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    Ok(NodeMessage::Broadcast {
-        namespace,
-        to: Selection {
-            rooms: room_list(field(&opts, "rooms"))?,
-            except: room_list(field(&opts, "except"))?,
-        },
+    Ok((namespace, event, data.collect()))
+}
+
+/// A request in MessagePack: of Node's, only a broadcast with acks is sent so.
+fn decode_packed_request(namespace: &str, payload: &[u8]) -> Result<NodeMessage, RefusedMessage> {
+    let mut reader = Cursor::new(payload);
+    let request = rmpv::decode::read_value_with_max_depth(&mut reader, MAX_DEPTH)
+        .map_err(|error| malformed(format!("MessagePack: {error}")))?;
+    if (reader.position() as usize) < payload.len() {
+        return Err(malformed("bytes after the request"));
+    }
+    if !request.is_map() {
+        return Err(malformed("a request is an object"));
+    }
+    let kind = field(&request, "type")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| malformed("the request has no type"))?;
+    if kind != BROADCAST {
+        return Err(RefusedMessage::UnsupportedRequest(kind));
+    }
+    let text = |key: &str| {
+        field(&request, key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let reply = reply(text("uid"), text("requestId"))?;
+    let packet = field(&request, "packet").ok_or_else(|| malformed("the request has no packet"))?;
+    let (packet_namespace, event, args) = event_packet(packet)?;
+    if packet_namespace != namespace {
+        return Err(malformed("the packet's namespace is not the channel's"));
+    }
+    let opts = field(&request, "opts").unwrap_or(&Value::Nil);
+    let timeout_ms = field(opts, "flags")
+        .and_then(|flags| field(flags, "timeout"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_ACK_TIMEOUT_MS);
+    Ok(NodeMessage::BroadcastWithAck {
+        namespace: packet_namespace,
+        to: packed_selection(opts)?,
         event,
-        args: data.collect(),
-        volatile,
+        args,
+        timeout_ms,
+        reply,
     })
 }
 
@@ -571,6 +675,10 @@ mod tests {
         ));
     }
 
+    fn decode_packed(channel: &str, payload: &[u8]) -> Result<NodeMessage, RefusedMessage> {
+        decode("socket.io", channel, payload, 1 << 20, None)
+    }
+
     #[test]
     fn the_emitters_requests() {
         let decode = |json: &str| {
@@ -660,6 +768,69 @@ mod tests {
             decode(r#"{"uid":"n0de","type":5,"opts":{"rooms":[],"except":[]}}"#),
             Err(RefusedMessage::Malformed(_))
         ));
+        let packed = encode(&map(vec![
+            ("uid", Value::from("n0de")),
+            ("requestId", Value::from("r1")),
+            ("type", Value::from(7)),
+            (
+                "packet",
+                map(vec![
+                    ("type", Value::from(2)),
+                    (
+                        "data",
+                        Value::Array(vec![Value::from("ask"), Value::Binary(vec![1])]),
+                    ),
+                    ("nsp", Value::from("/")),
+                    ("id", Value::from(3)),
+                ]),
+            ),
+            (
+                "opts",
+                map(vec![
+                    ("rooms", Value::Array(vec![Value::from("a")])),
+                    ("except", Value::Array(vec![])),
+                    ("flags", map(vec![("timeout", Value::from(1500))])),
+                ]),
+            ),
+        ]));
+        assert_eq!(
+            decode_packed("socket.io-request#/#", &packed),
+            Ok(NodeMessage::BroadcastWithAck {
+                namespace: "/".into(),
+                to: Selection {
+                    rooms: vec!["a".into()],
+                    except: vec![],
+                },
+                event: "ask".into(),
+                args: vec![Value::Binary(vec![1])],
+                timeout_ms: 1500,
+                reply: reply.clone(),
+            })
+        );
+        assert!(matches!(
+            decode_packed("socket.io-request#/chat#", &packed),
+            Err(RefusedMessage::Malformed(_))
+        ));
+        assert_eq!(
+            decode_packed(
+                "socket.io-request#/#",
+                &encode(&map(vec![("type", Value::from(99))]))
+            ),
+            Err(RefusedMessage::UnsupportedRequest(99))
+        );
+        assert_eq!(
+            reply.client_count(2),
+            br#"{"clientCount":2,"requestId":"r1","type":8}"#
+        );
+        let ack = rmpv::decode::read_value(&mut &reply.ack(Value::Binary(vec![9]))[..]);
+        assert_eq!(
+            ack.ok(),
+            Some(map(vec![
+                ("type", Value::from(9)),
+                ("requestId", Value::from("r1")),
+                ("packet", Value::Binary(vec![9])),
+            ]))
+        );
         // A request addressed to one socket (`sid`, no `opts`), as older adapters send.
         assert_eq!(
             decode(r#"{"uid":"n0de","requestId":"r1","type":2,"sid":"s","room":"r"}"#),

@@ -64,11 +64,12 @@ struct NodeListener {
 }
 
 impl NodeListener {
-    /// Whether a message on `channel` is Node's: on a pattern channel, or JSON (an object
-    /// starts with `{`, which no MessagePack request of the adapter does).
+    /// Whether a message on `channel` is Node's: on a pattern channel, or an object, in JSON
+    /// (`{`) or MessagePack (a map); the adapter's own MessagePack requests are arrays.
     fn takes(&self, from_pattern: bool, channel: &str, payload: &[u8]) -> bool {
         from_pattern
-            || (channel.starts_with(&self.request_prefix) && payload.first() == Some(&b'{'))
+            || (channel.starts_with(&self.request_prefix)
+                && matches!(payload.first(), Some(b'{' | 0x80..=0x8f | 0xde | 0xdf)))
     }
 }
 

@@ -254,6 +254,45 @@ describe("@socket.io/redis-emitter against two iorelay nodes", () => {
     }
   });
 
+  it("carries a Node server's emitWithAck to iorelay's sockets and their acks back", async () => {
+    const room = unique("asked");
+    const pub = publisher.duplicate();
+    const sub = publisher.duplicate();
+    await Promise.all([pub.connect(), sub.connect()]);
+    const nodeServer = new Server(createServer(), { adapter: createAdapter(pub, sub) });
+    try {
+      const onA = await clients.connect(nodeA.url);
+      const onB = await clients.connect(nodeB.url);
+      const outside = await clients.connect(nodeB.url);
+      await joinRoom(onA.socket, room);
+      await joinRoom(onB.socket, room);
+      onA.socket.on("question", (n, ack) => ack({ from: "a", n }));
+      onB.socket.on("question", (n, ack) => ack(Buffer.from([n])));
+      outside.socket.on("question", (n, ack) => ack("outside"));
+
+      const answers = await nodeServer.timeout(3_000).to(room).emitWithAck("question", 7);
+      assert.equal(answers.length, 2);
+      assert.deepEqual(answers.find((a) => a.from), { from: "a", n: 7 });
+      assert.deepEqual([...bytesOf(answers.find((a) => !a.from))], [7]);
+
+      // Every iorelay node answers with its count, even of no socket: no timeout.
+      const started = Date.now();
+      assert.deepEqual(await nodeServer.timeout(3_000).to(unique("empty")).emitWithAck("question", 1), []);
+      assert.ok(Date.now() - started < 2_000, "the empty broadcast waited for a timeout");
+
+      // A socket that never answers is missing from the answers, and the call times out, as
+      // with Node's own sockets.
+      const silent = await clients.connect(nodeA.url);
+      const quiet = unique("quiet");
+      await joinRoom(silent.socket, quiet);
+      silent.socket.on("question", () => {});
+      await assert.rejects(nodeServer.timeout(500).to(quiet).emitWithAck("question", 2), /timed out/);
+    } finally {
+      nodeServer.close();
+      await Promise.all([pub.quit(), sub.quit()]);
+    }
+  });
+
   it("drops and counts bad input on Node's channels, and delivers what follows", async () => {
     const member = await clients.connect(nodeA.url);
     const [beforeA, beforeB] = await Promise.all([droppedOn(nodeA), droppedOn(nodeB)]);
@@ -271,6 +310,8 @@ describe("@socket.io/redis-emitter against two iorelay nodes", () => {
       ["socket.io-request#/#", Buffer.from('{"type":0,"requestId":"x","rooms":[]}')], // SOCKETS with no uid to answer
       ["socket.io-request#/#", Buffer.from('{"type":99,"opts":{"rooms":[]}}')], // an unknown request type
       ["socket.io-request#/#", Buffer.from('{"type":2,"opts":{"rooms":[{}]},"rooms":["r"]}')], // a room that is no name
+      ["socket.io-request#/#", Buffer.from([0x81, ...str("type"), 0x63])], // a packed request of an unknown type
+      ["socket.io-request#/#", Buffer.from([0x82, ...str("type"), 0x07])], // a packed broadcast, truncated
     ];
     for (const [channel, payload] of bad) await publisher.publish(channel, payload);
     // Every node receives each message itself, and counts each refusal.
