@@ -102,6 +102,18 @@ pub struct Config {
     #[arg(long, env = "IORELAY_REDIS_KEY_PREFIX", default_value = "socket.io")]
     pub redis_key_prefix: String,
 
+    /// How nodes talk on Redis: `node`, the channels and encodings of Node's
+    /// `@socket.io/redis-adapter` 8.x, so Node servers and `@socket.io/redis-emitter` share the
+    /// rooms; `socketioxide`, socketioxide-redis's own format, for deployments of iorelay nodes
+    /// alone that started on it. With `--redis-cluster`, nodes use socketioxide's format.
+    #[arg(
+        long,
+        env = "IORELAY_REDIS_PROTOCOL",
+        value_enum,
+        default_value = "node"
+    )]
+    pub redis_protocol: RedisProtocol,
+
     /// Start even when Redis cannot be reached, serving local sockets until it can.
     #[arg(long, env = "IORELAY_REDIS_OPTIONAL")]
     pub redis_optional: bool,
@@ -441,6 +453,15 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// The wire format of the nodes' messages on Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RedisProtocol {
+    /// Node's `@socket.io/redis-adapter` 8.x: broadcasts and room changes in its format.
+    Node,
+    /// socketioxide-redis's format, which Node servers do not read.
+    Socketioxide,
 }
 
 /// How much the Admin UI is told (the Node package's `mode`).
@@ -823,6 +844,14 @@ impl Config {
     /// Ticker interval, or `None` when the ticker is off.
     pub fn tick_interval(&self) -> Option<Duration> {
         (self.tick_interval_ms > 0).then(|| Duration::from_millis(self.tick_interval_ms))
+    }
+
+    /// Whether this node's own broadcasts and room changes travel in Node's format: on a plain
+    /// (not cluster) Redis with `--redis-protocol node`.
+    pub fn speaks_node_protocol(&self) -> bool {
+        self.redis_url.is_some()
+            && !self.redis_cluster_mode()
+            && self.redis_protocol == RedisProtocol::Node
     }
 
     /// Whether `--redis-url` names a Redis Cluster.

@@ -10,6 +10,7 @@ use axum::Router;
 use futures_util::future::BoxFuture;
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter};
+use socketioxide_core::adapter::{CoreAdapter, DefinedAdapter};
 use socketioxide_redis::CustomRedisAdapter;
 use socketioxide_redis::drivers::Driver;
 use tokio::net::{TcpListener, TcpSocket};
@@ -18,7 +19,9 @@ use tokio::task::JoinHandle;
 
 use crate::adapter::node_messages::{self, NodeMessages};
 use crate::adapter::publish_queue::Outgoing;
-use crate::adapter::{self, RedisConnectError, RedisStatus, RoomSharing};
+use crate::adapter::{
+    self, ClusterLink, NodeFormatAdapter, RedisConnectError, RedisLink, RedisStatus, RoomSharing,
+};
 use crate::admin;
 use crate::app::{router, socket_io_builder};
 use crate::config::Config;
@@ -124,11 +127,40 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
             let node_messages = link
                 .listen_to_node(&config.redis_key_prefix, node_messages::QUEUE_CAPACITY)
                 .await;
-            build_shared(config, relay, link, status, Some(node_messages)).await
+            let prefix = config.redis_key_prefix.clone();
+            if config.speaks_node_protocol() {
+                let state = adapter::node_adapter_state(link.clone(), &prefix);
+                build_shared::<NodeFormatAdapter<Emitter, RedisLink>, _>(
+                    config,
+                    relay,
+                    (link, state),
+                    status,
+                    Some(node_messages),
+                )
+                .await
+            } else {
+                let state = adapter::adapter_state(link.clone(), &prefix);
+                build_shared::<CustomRedisAdapter<Emitter, RedisLink>, _>(
+                    config,
+                    relay,
+                    (link, state),
+                    status,
+                    Some(node_messages),
+                )
+                .await
+            }
         }
         RoomSharing::Cluster(link) => {
             let status = link.status();
-            build_shared(config, relay, link, status, None).await
+            let state = adapter::adapter_state(link.clone(), &config.redis_key_prefix);
+            build_shared::<CustomRedisAdapter<Emitter, ClusterLink>, _>(
+                config,
+                relay,
+                (link, state),
+                status,
+                None,
+            )
+            .await
         }
     })
 }
@@ -136,22 +168,24 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
 /// The application on the Redis adapter over `link`: plain members hear the other nodes, Node
 /// socket.io's messages (`node_messages`, when the link carries them) reach the sockets, and
 /// every namespace has subscribed before the first client can connect.
-async fn build_shared<D: Driver>(
+async fn build_shared<A, D>(
     config: Arc<Config>,
     relay: Arc<Relay>,
-    link: D,
+    (link, state): (D, A::State),
     status: RedisStatus,
     node_messages: Option<mpsc::Receiver<Outgoing>>,
-) -> App {
+) -> App
+where
+    A: Adapter + DefinedAdapter,
+    A: CoreAdapter<Emitter, InitRes = socketioxide_redis::InitRes<D>>,
+    D: Driver,
+{
     bridge::connect_nodes(&relay.plain, link.clone()).await;
     let responses = link.clone();
     relay.metrics.watch_redis(Box::new(status.clone()));
     let (service, io) = socket_io_builder(&config, &relay)
         .with_state(relay.clone())
-        .with_adapter::<CustomRedisAdapter<Emitter, D>>(adapter::adapter_state(
-            link,
-            &config.redis_key_prefix,
-        ))
+        .with_adapter::<A>(state)
         .build_svc();
     if let Some(received) = node_messages {
         let node = NodeMessages {
@@ -161,6 +195,7 @@ async fn build_shared<D: Driver>(
             limit: usize::try_from(config.max_http_buffer_size).unwrap_or(usize::MAX),
             health: status.clone(),
             link: responses,
+            uid: io.config().server_id.to_string(),
         };
         tokio::spawn(node.serve(received));
     }

@@ -2,6 +2,8 @@
 
 pub mod cluster_link;
 pub mod link_status;
+pub mod node_adapter;
+pub mod node_encoding;
 pub mod node_messages;
 pub mod node_protocol;
 pub mod publish_queue;
@@ -14,6 +16,7 @@ use socketioxide_redis::drivers::Driver;
 use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr};
 
 pub use cluster_link::ClusterLink;
+pub use node_adapter::{NodeAdapterState, NodeFormatAdapter};
 pub use redis_link::{RedisConnectError, RedisLink, RedisStatus};
 
 use crate::config::Config;
@@ -54,4 +57,13 @@ pub fn adapter_state<D: Driver>(driver: D, prefix: &str) -> RedisAdapterCtr<D> {
             .with_request_timeout(REQUEST_TIMEOUT)
             .with_prefix(prefix.to_owned()),
     )
+}
+
+/// The state of [`NodeFormatAdapter`] over `driver`, its channels under `prefix`.
+pub fn node_adapter_state<D: Driver>(driver: D, prefix: &str) -> NodeAdapterState<D> {
+    NodeAdapterState {
+        inner: adapter_state(driver.clone(), prefix),
+        link: driver,
+        prefix: prefix.to_owned(),
+    }
 }

@@ -50,13 +50,21 @@ pub struct NodeMessages<A: Adapter, D: Driver> {
     pub health: RedisStatus,
     /// Where answers to Node's requests are published.
     pub link: D,
+    /// This node's adapter id, with which its own messages come back.
+    pub uid: String,
 }
 
 impl<A: Adapter, D: Driver> NodeMessages<A, D> {
     /// Acts on every message of `received`, in order, until the link is gone.
     pub async fn serve(self, mut received: mpsc::Receiver<Outgoing>) {
         while let Some((channel, payload)) = received.recv().await {
-            match node_protocol::decode(&self.prefix, &channel, &payload, self.limit, None) {
+            match node_protocol::decode(
+                &self.prefix,
+                &channel,
+                &payload,
+                self.limit,
+                Some(&self.uid),
+            ) {
                 Ok(message) => self.act(&channel, message).await,
                 Err(RefusedMessage::Own) => {}
                 Err(refused) => self.health.drop_message(&channel, &refused),
@@ -72,8 +80,13 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
                 event,
                 args,
                 volatile,
+                sockets_only,
             } => {
-                self.broadcast(channel, &namespace, &to, &event, args, volatile)
+                let args = EventArgs(args);
+                if !sockets_only {
+                    self.deliver_to_plain_members(&namespace, &to, &event, &args);
+                }
+                self.broadcast(channel, &namespace, &to, &event, &args, volatile)
                     .await
             }
             NodeMessage::Rooms {
@@ -235,13 +248,34 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
         }
     }
 
+    /// Delivers a broadcast on `/` to this node's plain members that `to` picks.
+    fn deliver_to_plain_members(
+        &self,
+        namespace: &str,
+        to: &Selection,
+        event: &str,
+        args: &EventArgs,
+    ) {
+        if namespace != "/" {
+            return;
+        }
+        if let Some(frame) = plain_event_frame(event, args) {
+            let selection = plain_members::Selection {
+                rooms: to.rooms.clone(),
+                except: to.except.clone(),
+                skip: None,
+            };
+            self.relay.plain.deliver_frame_local(&selection, &frame);
+        }
+    }
+
     async fn broadcast(
         &self,
         channel: &str,
         namespace: &str,
         to: &Selection,
         event: &str,
-        args: Vec<rmpv::Value>,
+        args: &EventArgs,
         volatile: bool,
     ) {
         let Some(mut sockets) = self.io.of(namespace) else {
@@ -251,17 +285,6 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
             );
             return;
         };
-        let args = EventArgs(args);
-        if namespace == "/"
-            && let Some(frame) = plain_event_frame(event, &args)
-        {
-            let selection = plain_members::Selection {
-                rooms: to.rooms.clone(),
-                except: to.except.clone(),
-                skip: None,
-            };
-            self.relay.plain.deliver_frame_local(&selection, &frame);
-        }
         sockets = sockets.local();
         if !to.rooms.is_empty() {
             sockets = sockets.to(to.rooms.clone());
@@ -272,7 +295,7 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
         if volatile {
             sockets = sockets.volatile();
         }
-        if let Err(error) = sockets.emit(event, &args).await {
+        if let Err(error) = sockets.emit(event, args).await {
             tracing::warn!(channel, event, %error, "Node's broadcast not delivered to every member");
         }
     }

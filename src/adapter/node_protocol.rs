@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::relay::binary::iso_date;
 
 /// Socket.IO's EVENT and BINARY_EVENT packet types.
-const EVENT: u64 = 2;
+pub const EVENT: u64 = 2;
 const BINARY_EVENT: u64 = 5;
 /// Deepest nesting of a broadcast's MessagePack.
 const MAX_DEPTH: usize = 64;
@@ -22,9 +22,9 @@ const MAX_DEPTH: usize = 64;
 /// The request types of Node's adapter (`RequestType` in socket.io-redis-adapter).
 const SOCKETS: u64 = 0;
 const ALL_ROOMS: u64 = 1;
-const REMOTE_JOIN: u64 = 2;
-const REMOTE_LEAVE: u64 = 3;
-const REMOTE_DISCONNECT: u64 = 4;
+pub const REMOTE_JOIN: u64 = 2;
+pub const REMOTE_LEAVE: u64 = 3;
+pub const REMOTE_DISCONNECT: u64 = 4;
 const REMOTE_FETCH: u64 = 5;
 const SERVER_SIDE_EMIT: u64 = 6;
 const BROADCAST: u64 = 7;
@@ -54,6 +54,8 @@ pub enum NodeMessage {
         args: Vec<Value>,
         /// Dropped for a socket that cannot take it right now.
         volatile: bool,
+        /// Sent by an iorelay node, which reached every node's plain members itself.
+        sockets_only: bool,
     },
     /// Make the sockets `to` picks join (`join` true) or leave `rooms`.
     Rooms {
@@ -190,7 +192,7 @@ pub fn decode(
         // Node's adapter writes its requests as JSON, except broadcasts with acks, whose
         // packet may carry binary: MessagePack (notepack), an object.
         return if payload.first() == Some(&b'{') {
-            decode_request(namespace, payload)
+            decode_request(namespace, payload, own_uid)
         } else {
             decode_packed_request(namespace, payload)
         };
@@ -238,12 +240,16 @@ fn decode_broadcast(payload: &[u8], own_uid: Option<&str>) -> Result<NodeMessage
         .and_then(|flags| field(flags, "volatile"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let sockets_only = field(&opts, "socketsOnly")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(NodeMessage::Broadcast {
         namespace,
         to: packed_selection(&opts)?,
         event,
         args,
         volatile,
+        sockets_only,
     })
 }
 
@@ -466,9 +472,17 @@ fn reply(uid: Option<String>, request_id: Option<String>) -> Result<Reply, Refus
     Ok(Reply { uid, request_id })
 }
 
-fn decode_request(namespace: &str, payload: &[u8]) -> Result<NodeMessage, RefusedMessage> {
+fn decode_request(
+    namespace: &str,
+    payload: &[u8],
+    own_uid: Option<&str>,
+) -> Result<NodeMessage, RefusedMessage> {
     let request: Request = serde_json::from_slice(payload)
         .map_err(|error| malformed(format!("JSON request: {error}")))?;
+    // This node applied its own room changes before publishing them.
+    if own_uid.is_some() && request.uid.as_deref() == own_uid {
+        return Err(RefusedMessage::Own);
+    }
     let namespace = namespace.to_owned();
     let selection = |opts: Option<RequestOpts>| -> Result<Selection, RefusedMessage> {
         // Without `opts`, Node's adapter addresses one socket by `sid` and waits for an answer:
@@ -582,6 +596,7 @@ mod tests {
                 event: "news".into(),
                 args: vec![Value::from(1), Value::Binary(vec![1, 2])],
                 volatile: true,
+                sockets_only: false,
             })
         );
     }

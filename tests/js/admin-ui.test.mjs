@@ -17,7 +17,7 @@ import {
   openAdmin,
   startNodeAdminReference,
 } from "../support/admin-ui.mjs";
-import { ClientSet, nextEvent, unique, waitUntil } from "../support/clients.mjs";
+import { ClientSet, joinRoom, nextEvent, unique, waitUntil } from "../support/clients.mjs";
 import { startIorelay } from "../support/iorelay.mjs";
 import { startRedis } from "../support/redis.mjs";
 
@@ -37,11 +37,6 @@ const targets = [
     start: (options) => startIorelay({ args: [...iorelayAdminArgs(options), "--tick-interval-ms", "0"] }),
   },
 ];
-
-async function joinRoom(socket, room) {
-  const ack = await socket.timeout(3_000).emitWithAck("join", room);
-  assert.equal(ack.room, room);
-}
 
 /** Resolves with the first server_stats (received already or later) that satisfies `match`. */
 async function statsWhere(admin, what, match) {

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 
-import { ClientSet, sleep, unique, waitUntil, whenConnected } from "../support/clients.mjs";
+import { ClientSet, joinRoom, sleep, unique, waitUntil, whenConnected } from "../support/clients.mjs";
 import { startIorelay } from "../support/iorelay.mjs";
 import { httpRequest } from "../support/raw.mjs";
 
@@ -42,11 +42,6 @@ async function reconnect(socket) {
 
 /** The `n` payload of each `missed` event recorded, in arrival order. */
 const numbers = (recorder, event) => recorder.all(event).map((e) => e.args[0].n);
-
-async function joinRoom(socket, room) {
-  const ack = await socket.timeout(3_000).emitWithAck("join", room);
-  assert.equal(ack.room, room);
-}
 
 for (const transports of [["websocket"], ["polling"]]) {
   describe(`recovery over ${transports[0]}`, () => {

@@ -14,7 +14,7 @@ import { Emitter } from "@socket.io/redis-emitter";
 import { createClient } from "redis";
 import { Server } from "socket.io";
 
-import { ClientSet, bytesOf, nextEvent, sleep, unique, waitUntil } from "../support/clients.mjs";
+import { ClientSet, bytesOf, joinRoom, nextEvent, sleep, unique, waitUntil } from "../support/clients.mjs";
 import { startIorelay } from "../support/iorelay.mjs";
 import { openPlain, plainUrl } from "../support/plain.mjs";
 import { httpRequest } from "../support/raw.mjs";
@@ -22,11 +22,6 @@ import { startRedis } from "../support/redis.mjs";
 
 const clients = new ClientSet();
 afterEach(() => clients.closeAll());
-
-async function joinRoom(socket, room) {
-  const ack = await socket.timeout(3_000).emitWithAck("join", room);
-  assert.equal(ack.room, room);
-}
 
 async function droppedOn(node) {
   const res = await httpRequest(`${node.url}/healthz`);

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 
-import { ClientSet, nextEvent, unique, waitUntil } from "../support/clients.mjs";
+import { ClientSet, joinRoom, nextEvent, unique, waitUntil } from "../support/clients.mjs";
+import { apiCaller } from "../support/api.mjs";
 import { startIorelay } from "../support/iorelay.mjs";
 import { httpRequest } from "../support/raw.mjs";
 import { startRedis } from "../support/redis.mjs";
@@ -13,20 +14,7 @@ const API_KEY = "apikey-cluster-8a1f3c6b";
 const clients = new ClientSet();
 afterEach(() => clients.closeAll());
 
-async function call(node, method, path, body) {
-  const res = await httpRequest(`${node.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${API_KEY}`, ...(body ? { "content-type": "application/json" } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  assert.equal(res.status, 200, `${method} ${path}: ${res.body}`);
-  return JSON.parse(res.body);
-}
-
-async function joinRoom(socket, room) {
-  const ack = await socket.timeout(3_000).emitWithAck("join", room);
-  assert.equal(ack.room, room);
-}
+const call = apiCaller(API_KEY);
 
 describe("server API on two nodes sharing Redis", () => {
   let redis;

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { after, afterEach, before, describe, it } from "node:test";
 
-import { ClientSet, bytesOf, nextEvent, sleep, unique } from "../support/clients.mjs";
+import { ClientSet, bytesOf, joinRoom, nextEvent, sleep, unique } from "../support/clients.mjs";
 import { startIorelay } from "../support/iorelay.mjs";
 import { openPlain, plainUrl } from "../support/plain.mjs";
 import { httpRequest } from "../support/raw.mjs";
@@ -43,11 +43,6 @@ async function ok(server, method, path, body) {
   const res = await api(server, method, path, { body });
   assert.equal(res.status, 200, `${method} ${path}: ${res.text}`);
   return res.body;
-}
-
-async function joinRoom(socket, room) {
-  const ack = await socket.timeout(3_000).emitWithAck("join", room);
-  assert.equal(ack.room, room);
 }
 
 describe("without --api-key", () => {

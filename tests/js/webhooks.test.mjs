@@ -6,7 +6,7 @@ import { createHmac } from "node:crypto";
 import { once } from "node:events";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 
-import { ClientSet, bytesOf, emitWithAckArgs, nextEvent, unique } from "../support/clients.mjs";
+import { ClientSet, bytesOf, emitWithAckArgs, joinRoom, nextEvent, unique } from "../support/clients.mjs";
 import { freePort, iorelayBin, startIorelay } from "../support/iorelay.mjs";
 import { RawWebSocket, httpRequest } from "../support/raw.mjs";
 import { signatureOf, startWebhookApp } from "../support/webhook-app.mjs";
@@ -36,11 +36,6 @@ async function apiPost(server, path, body) {
 }
 
 /** Joins `room` with the built-in `join` event. */
-async function joinRoom(socket, room) {
-  const ack = await socket.timeout(3_000).emitWithAck("join", room);
-  assert.equal(ack.room, room);
-}
-
 /** An HS256 JWT for `payload`, signed with `secret`. */
 function jwt(payload, secret) {
   const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");

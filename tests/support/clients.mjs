@@ -176,3 +176,10 @@ export function whenConnected(socket, timeoutMs = 5_000) {
     socket.on("error", onError);
   });
 }
+
+/** Joins `socket` to `room` with the built-in `join` event and resolves with its ack. */
+export async function joinRoom(socket, room) {
+  const ack = await socket.timeout(3_000).emitWithAck("join", room);
+  if (ack?.room !== room) throw new Error(`join ${room}: unexpected ack ${JSON.stringify(ack)}`);
+  return ack;
+}

@@ -25,11 +25,12 @@ function answersPing(port) {
 }
 
 /**
- * Starts redis-server without persistence and waits until it answers PING.
- * Returns `{ url, port, stop() }`.
+ * Starts redis-server without persistence (on `port`, or a free one) and waits until it
+ * answers PING. Returns `{ url, port, stop() }`.
  */
-export async function startRedis({ readyTimeoutMs = 10_000 } = {}) {
-  const port = await freePort();
+export async function startRedis({ readyTimeoutMs = 10_000, port: wanted } = {}) {
+  // A given `port` restarts a stopped server where its clients look for it.
+  const port = wanted ?? (await freePort());
   const child = spawn(
     "redis-server",
     ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--protected-mode", "no"],

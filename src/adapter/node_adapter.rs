@@ -1,0 +1,209 @@
+//! The adapter of `--redis-protocol node`: socketioxide-redis's adapter, except that
+//! broadcasts, room changes and disconnections travel in Node's format ([`node_encoding`]), so
+//! Node servers on the same Redis act on them and iorelay nodes read them as Node's.
+//!
+//! Requests that wait for answers (room members, fetched sockets, broadcasts with acks) keep
+//! socketioxide-redis's format: iorelay nodes answer them, Node servers ignore them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use socketioxide_core::adapter::errors::{AdapterError, BroadcastError};
+use socketioxide_core::adapter::{
+    BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
+    RemoteSocketData, Room, RoomParam, SocketEmitter,
+};
+use socketioxide_core::packet::{Packet, PacketData};
+use socketioxide_core::parser::Parse;
+use socketioxide_redis::drivers::Driver;
+use socketioxide_redis::{CustomRedisAdapter, Error as RedisError, RedisAdapterCtr};
+
+use super::node_encoding::{self, selection};
+use super::node_protocol::Selection;
+use crate::relay::payload::EventArgs;
+
+/// What every namespace's adapter shares: socketioxide-redis's state, and where Node-format
+/// messages are published.
+pub struct NodeAdapterState<D> {
+    /// socketioxide-redis's adapter state, for the requests that keep its format.
+    pub inner: RedisAdapterCtr<D>,
+    /// The link to publish on.
+    pub link: D,
+    /// The channels' prefix (`--redis-key-prefix`).
+    pub prefix: String,
+}
+
+/// socketioxide-redis's adapter speaking Node's format for what Node servers act on.
+pub struct NodeFormatAdapter<E, D> {
+    /// Shared with the task that reads its subscriptions.
+    inner: Arc<CustomRedisAdapter<E, D>>,
+    link: D,
+    prefix: String,
+    /// This server's adapter id, as a string: the `uid` of its messages.
+    uid: String,
+    /// `{prefix}-request#{namespace}#`.
+    request_channel: String,
+}
+
+impl<E, D> DefinedAdapter for NodeFormatAdapter<E, D> {}
+
+impl<E: SocketEmitter, D: Driver> NodeFormatAdapter<E, D> {
+    /// The event and arguments of an event `packet`, or `None` for another packet type.
+    fn event_of(&self, packet: &Packet) -> Option<(String, Vec<rmpv::Value>)> {
+        let (PacketData::Event(value, _) | PacketData::BinaryEvent(value, _)) = &packet.inner
+        else {
+            return None;
+        };
+        let parser = self.get_local().parser();
+        let event = parser.read_event(value).ok()?.to_owned();
+        // Decoding takes binary attachments out of the value; the local delivery needs them.
+        let mut value = value.clone();
+        let EventArgs(args) = parser.decode_value(&mut value, true).ok()?;
+        Some((event, args))
+    }
+
+    /// Publishes `payload` on `channel`; the link counts and logs what Redis does not take.
+    async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), RedisError<D>> {
+        self.link
+            .publish(channel, payload)
+            .await
+            .map_err(RedisError::Driver)
+    }
+
+    /// Makes the sockets `opts` picks on every node join (`join`) or leave `rooms`.
+    async fn change_rooms(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+        join: bool,
+    ) -> Result<(), RedisError<D>> {
+        let rooms: Vec<Room> = rooms.into_room_iter().collect();
+        if let Some(to) = self.remote_selection(&opts) {
+            let names: Vec<String> = rooms.iter().map(ToString::to_string).collect();
+            let payload = node_encoding::rooms_request(&self.uid, &to, &names, join);
+            self.publish(self.request_channel.clone(), payload).await?;
+        }
+        if join {
+            self.get_local().add_sockets(opts, rooms);
+        } else {
+            self.get_local().del_sockets(opts, rooms);
+        }
+        Ok(())
+    }
+
+    fn remote_selection(&self, opts: &BroadcastOptions) -> Option<Selection> {
+        if opts.is_local(self.inner.get_local().server_id()) {
+            return None;
+        }
+        selection(opts)
+    }
+}
+
+impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for NodeFormatAdapter<E, D> {
+    type Error = <CustomRedisAdapter<E, D> as CoreAdapter<E>>::Error;
+    type State = NodeAdapterState<D>;
+    type AckStream = <CustomRedisAdapter<E, D> as CoreAdapter<E>>::AckStream;
+    type InitRes = <CustomRedisAdapter<E, D> as CoreAdapter<E>>::InitRes;
+
+    fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
+        let uid = local.server_id().to_string();
+        let request_channel = format!("{}-request#{}#", state.prefix, local.path());
+        Self {
+            inner: Arc::new(CustomRedisAdapter::new(&state.inner, local)),
+            link: state.link.clone(),
+            prefix: state.prefix.clone(),
+            uid,
+            request_channel,
+        }
+    }
+
+    fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
+        self.inner.clone().init(on_success)
+    }
+
+    async fn close(&self) -> Result<(), Self::Error> {
+        self.inner.close().await
+    }
+
+    async fn server_count(&self) -> Result<u16, Self::Error> {
+        self.inner.server_count().await
+    }
+
+    async fn broadcast(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+    ) -> Result<(), BroadcastError> {
+        if let Some(to) = self.remote_selection(&opts) {
+            let Some((event, args)) = self.event_of(&packet) else {
+                return self.inner.broadcast(packet, opts).await;
+            };
+            let (channel, payload) = node_encoding::broadcast(
+                &self.prefix,
+                &self.uid,
+                self.get_local().path(),
+                &event,
+                args,
+                &to,
+                opts.has_flag(BroadcastFlags::Volatile),
+            );
+            self.publish(channel, payload)
+                .await
+                .map_err(AdapterError::from)?;
+        }
+        self.get_local().broadcast(packet, opts)?;
+        Ok(())
+    }
+
+    async fn broadcast_with_ack(
+        &self,
+        packet: Packet,
+        opts: BroadcastOptions,
+        timeout: Option<Duration>,
+    ) -> Result<Self::AckStream, Self::Error> {
+        self.inner.broadcast_with_ack(packet, opts, timeout).await
+    }
+
+    async fn disconnect_socket(&self, opts: BroadcastOptions) -> Result<(), BroadcastError> {
+        if let Some(to) = self.remote_selection(&opts) {
+            let payload = node_encoding::disconnect_request(&self.uid, &to, false);
+            self.publish(self.request_channel.clone(), payload)
+                .await
+                .map_err(AdapterError::from)?;
+        }
+        self.get_local()
+            .disconnect_socket(opts)
+            .map_err(BroadcastError::Socket)
+    }
+
+    async fn rooms(&self, opts: BroadcastOptions) -> Result<Vec<Room>, Self::Error> {
+        self.inner.rooms(opts).await
+    }
+
+    async fn add_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Self::Error> {
+        self.change_rooms(opts, rooms, true).await
+    }
+
+    async fn del_sockets(
+        &self,
+        opts: BroadcastOptions,
+        rooms: impl RoomParam,
+    ) -> Result<(), Self::Error> {
+        self.change_rooms(opts, rooms, false).await
+    }
+
+    async fn fetch_sockets(
+        &self,
+        opts: BroadcastOptions,
+    ) -> Result<Vec<RemoteSocketData>, Self::Error> {
+        self.inner.fetch_sockets(opts).await
+    }
+
+    fn get_local(&self) -> &CoreLocalAdapter<E> {
+        self.inner.get_local()
+    }
+}
