@@ -10,7 +10,7 @@ use axum::Router;
 use futures_util::future::BoxFuture;
 use socketioxide::SocketIo;
 use socketioxide::adapter::{Adapter, Emitter};
-use socketioxide_core::adapter::{CoreAdapter, DefinedAdapter};
+use socketioxide_core::adapter::DefinedAdapter;
 use socketioxide_redis::CustomRedisAdapter;
 use socketioxide_redis::drivers::Driver;
 use tokio::net::{TcpListener, TcpSocket};
@@ -18,6 +18,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::adapter::node_messages::{self, NodeMessages};
+use crate::adapter::node_requests::{NodeRequests, PendingAnswers};
 use crate::adapter::publish_queue::Outgoing;
 use crate::adapter::{
     self, ClusterLink, NodeFormatAdapter, RedisConnectError, RedisLink, RedisStatus, RoomSharing,
@@ -177,7 +178,7 @@ async fn build_shared<A, D>(
 ) -> App
 where
     A: Adapter + DefinedAdapter,
-    A: CoreAdapter<Emitter, InitRes = socketioxide_redis::InitRes<D>>,
+    A::InitRes: Future<Output = Result<(), socketioxide_redis::InitError<D>>>,
     D: Driver,
 {
     bridge::connect_nodes(&relay.plain, link.clone()).await;
@@ -188,6 +189,19 @@ where
         .with_adapter::<A>(state)
         .build_svc();
     if let Some(received) = node_messages {
+        let answers = Arc::new(PendingAnswers::default());
+        let uid = io.config().server_id.to_string();
+        if config.speaks_node_protocol() {
+            let requests = NodeRequests::new(
+                responses.clone(),
+                &config.redis_key_prefix,
+                uid.clone(),
+                answers.clone(),
+                adapter::REQUEST_TIMEOUT,
+            );
+            // The relay is new and this is its only setter.
+            let _ = relay.remote_members.set(Arc::new(requests));
+        }
         let node = NodeMessages {
             io: io.clone(),
             relay: relay.clone(),
@@ -195,7 +209,8 @@ where
             limit: usize::try_from(config.max_http_buffer_size).unwrap_or(usize::MAX),
             health: status.clone(),
             link: responses,
-            uid: io.config().server_id.to_string(),
+            uid,
+            answers,
         };
         tokio::spawn(node.serve(received));
     }

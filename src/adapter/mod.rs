@@ -6,6 +6,7 @@ pub mod node_adapter;
 pub mod node_encoding;
 pub mod node_messages;
 pub mod node_protocol;
+pub mod node_requests;
 pub mod publish_queue;
 pub mod redis_link;
 pub mod sessions;
@@ -22,7 +23,7 @@ pub use redis_link::{RedisConnectError, RedisLink, RedisStatus};
 use crate::config::Config;
 
 /// How long a node waits for the others to answer a cluster-wide request (room sizes, members).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The room-sharing backend chosen at startup.
 pub enum RoomSharing {

@@ -5,18 +5,24 @@
 //! Requests that wait for answers (room members, fetched sockets, broadcasts with acks) keep
 //! socketioxide-redis's format: iorelay nodes answer them, Node servers ignore them.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 
 use socketioxide_core::adapter::errors::{AdapterError, BroadcastError};
 use socketioxide_core::adapter::{
     BroadcastFlags, BroadcastOptions, CoreAdapter, CoreLocalAdapter, DefinedAdapter,
-    RemoteSocketData, Room, RoomParam, SocketEmitter,
+    RemoteSocketData, Room, RoomParam, SocketEmitter, Spawnable,
 };
 use socketioxide_core::packet::{Packet, PacketData};
 use socketioxide_core::parser::Parse;
-use socketioxide_redis::drivers::Driver;
-use socketioxide_redis::{CustomRedisAdapter, Error as RedisError, RedisAdapterCtr};
+use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
+use socketioxide_redis::{CustomRedisAdapter, Error as RedisError, InitError, RedisAdapterCtr};
 
 use super::node_encoding::{self, selection};
 use super::node_protocol::Selection;
@@ -103,7 +109,7 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for NodeFormatAdapter<E, D> {
     type Error = <CustomRedisAdapter<E, D> as CoreAdapter<E>>::Error;
     type State = NodeAdapterState<D>;
     type AckStream = <CustomRedisAdapter<E, D> as CoreAdapter<E>>::AckStream;
-    type InitRes = <CustomRedisAdapter<E, D> as CoreAdapter<E>>::InitRes;
+    type InitRes = NodeInitRes<D>;
 
     fn new(state: &Self::State, local: CoreLocalAdapter<E>) -> Self {
         let uid = local.server_id().to_string();
@@ -118,7 +124,19 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for NodeFormatAdapter<E, D> {
     }
 
     fn init(self: Arc<Self>, on_success: impl FnOnce() + Send + 'static) -> Self::InitRes {
-        self.inner.clone().init(on_success)
+        let inner = self.inner.clone().init(on_success);
+        let link = self.link.clone();
+        // Node servers answer requests on the namespace's response channel, not on the asking
+        // server's own (`publishOnSpecificResponseChannel` is off by default).
+        let channel = format!("{}-response#{}#", self.prefix, self.get_local().path());
+        NodeInitRes(Box::pin(async move {
+            let unread = link
+                .subscribe(channel.clone(), ANSWER_BUFFER)
+                .await
+                .map_err(InitError::Driver)?;
+            tokio::spawn(pass_over(channel, unread));
+            inner.await
+        }))
     }
 
     async fn close(&self) -> Result<(), Self::Error> {
@@ -205,5 +223,42 @@ impl<E: SocketEmitter, D: Driver> CoreAdapter<E> for NodeFormatAdapter<E, D> {
 
     fn get_local(&self) -> &CoreLocalAdapter<E> {
         self.inner.get_local()
+    }
+}
+
+/// Messages on a namespace's response channel that the Node listener does not take.
+const ANSWER_BUFFER: usize = 64;
+
+/// Reads what reaches `channel` and is not an answer in JSON: Node servers' answers to one
+/// another's broadcasts with acks, in MessagePack, none of them for this node.
+async fn pass_over(channel: String, mut unread: MessageStream<ChanItem>) {
+    while let Some((_, payload)) = unread.next().await {
+        tracing::trace!(
+            channel,
+            bytes = payload.len(),
+            "a Node server's answer to another"
+        );
+    }
+}
+
+/// The adapter's initialisation: its subscriptions, then socketioxide-redis's.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub struct NodeInitRes<D: Driver>(BoxFuture<'static, Result<(), InitError<D>>>);
+
+impl<D: Driver> Future for NodeInitRes<D> {
+    type Output = Result<(), InitError<D>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl<D: Driver> Spawnable for NodeInitRes<D> {
+    fn spawn(self) {
+        tokio::spawn(async move {
+            if let Err(error) = self.0.await {
+                tracing::error!(%error, "a namespace could not subscribe to Redis");
+            }
+        });
     }
 }

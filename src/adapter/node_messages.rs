@@ -23,6 +23,7 @@ use socketioxide_redis::drivers::Driver;
 use tokio::sync::mpsc;
 
 use super::node_protocol::{self, NodeMessage, RefusedMessage, Reply, Selection};
+use super::node_requests::PendingAnswers;
 use super::publish_queue::Outgoing;
 use super::redis_link::RedisStatus;
 use crate::relay::Relay;
@@ -52,6 +53,8 @@ pub struct NodeMessages<A: Adapter, D: Driver> {
     pub link: D,
     /// This node's adapter id, with which its own messages come back.
     pub uid: String,
+    /// This node's requests waiting for answers.
+    pub answers: Arc<PendingAnswers>,
 }
 
 impl<A: Adapter, D: Driver> NodeMessages<A, D> {
@@ -124,6 +127,12 @@ impl<A: Adapter, D: Driver> NodeMessages<A, D> {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => self.health.drop_message(channel, &error),
                     Err(error) => self.health.drop_message(channel, &error),
+                }
+            }
+            NodeMessage::Answer { request_id, answer } => {
+                if !self.answers.deliver(&request_id, answer) {
+                    // Node servers answer one another on the namespace's channel too.
+                    tracing::trace!(channel, request_id, "an answer to no waiting request here");
                 }
             }
             NodeMessage::ServerSideEmit { namespace } => {

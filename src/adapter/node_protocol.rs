@@ -20,7 +20,7 @@ const BINARY_EVENT: u64 = 5;
 const MAX_DEPTH: usize = 64;
 
 /// The request types of Node's adapter (`RequestType` in socket.io-redis-adapter).
-const SOCKETS: u64 = 0;
+pub const SOCKETS: u64 = 0;
 const ALL_ROOMS: u64 = 1;
 pub const REMOTE_JOIN: u64 = 2;
 pub const REMOTE_LEAVE: u64 = 3;
@@ -85,6 +85,11 @@ pub enum NodeMessage {
         namespace: String,
         to: Selection,
         reply: Reply,
+    },
+    /// Another server's answer to a request of this node's, `{ requestId, … }`.
+    Answer {
+        request_id: String,
+        answer: serde_json::Value,
     },
     /// Emit `event` with `args` to the sockets `to` picks, asking each for an ack within
     /// `timeout_ms`; the count of sockets reached, then every ack, go back to the asker.
@@ -186,6 +191,9 @@ pub fn decode(
             limit,
         });
     }
+    if channel.starts_with(&format!("{prefix}-response#")) {
+        return decode_answer(payload);
+    }
     if let Some(rest) = channel.strip_prefix(&format!("{prefix}-request#")) {
         let namespace =
             channel_namespace(rest).ok_or_else(|| RefusedMessage::Channel(channel.to_owned()))?;
@@ -202,6 +210,18 @@ pub fn decode(
         .ok_or_else(|| RefusedMessage::Channel(channel.to_owned()))?;
     channel_namespace(rest).ok_or_else(|| RefusedMessage::Channel(channel.to_owned()))?;
     decode_broadcast(payload, own_uid)
+}
+
+/// An answer in JSON to one of this node's requests.
+fn decode_answer(payload: &[u8]) -> Result<NodeMessage, RefusedMessage> {
+    let answer: serde_json::Value = serde_json::from_slice(payload)
+        .map_err(|error| malformed(format!("JSON answer: {error}")))?;
+    let request_id = answer
+        .get("requestId")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| malformed("the answer has no requestId"))?
+        .to_owned();
+    Ok(NodeMessage::Answer { request_id, answer })
 }
 
 /// The namespace at the start of what follows a channel's prefix: `/chat#` or `/chat#room#`.
@@ -852,5 +872,24 @@ mod tests {
             Err(RefusedMessage::UnsupportedRequest(2))
         );
         assert!(matches!(decode("{"), Err(RefusedMessage::Malformed(_))));
+    }
+
+    #[test]
+    fn answers_to_this_nodes_requests_carry_their_request_id() {
+        let channel = "socket.io-response#/#node-a#";
+        let answer = br#"{"requestId":"r1","sockets":["a"]}"#;
+        assert_eq!(
+            super::decode("socket.io", channel, answer, 1 << 20, Some("node-a")),
+            Ok(NodeMessage::Answer {
+                request_id: "r1".into(),
+                answer: serde_json::json!({ "requestId": "r1", "sockets": ["a"] }),
+            })
+        );
+        for bad in [&br#"{"sockets":[]}"#[..], b"{", b"[1]"] {
+            assert!(matches!(
+                super::decode("socket.io", channel, bad, 1 << 20, None),
+                Err(RefusedMessage::Malformed(_))
+            ));
+        }
     }
 }

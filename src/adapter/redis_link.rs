@@ -60,16 +60,19 @@ struct Shared {
 struct NodeListener {
     pattern: String,
     request_prefix: String,
+    response_prefix: String,
     messages: mpsc::Sender<Outgoing>,
 }
 
 impl NodeListener {
-    /// Whether a message on `channel` is Node's: on a pattern channel, or an object, in JSON
-    /// (`{`) or MessagePack (a map); the adapter's own MessagePack requests are arrays.
+    /// Whether a message on `channel` is Node's: on a pattern channel; a request that is an
+    /// object, in JSON (`{`) or MessagePack (a map), where the adapter's own MessagePack
+    /// requests are arrays; or an answer in JSON, where the adapter's own answers are arrays.
     fn takes(&self, from_pattern: bool, channel: &str, payload: &[u8]) -> bool {
         from_pattern
             || (channel.starts_with(&self.request_prefix)
                 && matches!(payload.first(), Some(b'{' | 0x80..=0x8f | 0xde | 0xdf)))
+            || (channel.starts_with(&self.response_prefix) && payload.first() == Some(&b'{'))
     }
 }
 
@@ -135,6 +138,7 @@ impl RedisLink {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(NodeListener {
             pattern: pattern.clone(),
             request_prefix: format!("{prefix}-request#"),
+            response_prefix: format!("{prefix}-response#"),
             messages,
         });
         if let Some(connection) = connection.as_mut()

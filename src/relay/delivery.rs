@@ -2,7 +2,8 @@
 //! their event budgets, and delivers a message to local Socket.IO members, local plain members
 //! and other nodes.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use socketioxide::SocketIo;
@@ -23,6 +24,7 @@ use super::events::{BuiltinEvent, EventRoutes, NAMESPACES, Route};
 use super::payload::{ChatMessage, EventArgs};
 use super::plain_members::{PlainMembers, Selection};
 use super::rate::{RateLimit, Verdict};
+use super::remote_members::RemoteMembers;
 use super::webhook::{EmitItem, Webhook, WebhookSetupError};
 use crate::config::{AdminUiMode, Config, Secret};
 use crate::metrics::Metrics;
@@ -78,6 +80,9 @@ pub struct Relay {
     pub admin: Option<AdminFeed>,
     /// Connection state recovery's settings; `None` without `--connection-state-recovery`.
     pub recovery: Option<super::recovery::RecoverySettings>,
+    /// Other servers' room members, asked in Node's format (`--redis-protocol node`), so that
+    /// room sizes count Node servers' sockets too; unset, sizes come from the adapter.
+    pub remote_members: OnceLock<Arc<dyn RemoteMembers>>,
 }
 
 impl Relay {
@@ -135,6 +140,7 @@ impl Relay {
                 .admin_ui
                 .then(|| AdminFeed::new(config.admin_ui_mode == AdminUiMode::Development)),
             recovery: super::recovery::RecoverySettings::from_config(config),
+            remote_members: OnceLock::new(),
         }))
     }
 
@@ -289,13 +295,21 @@ impl Relay {
         } else {
             0
         };
-        let sockets = match io.of(namespace) {
-            Some(sockets) => room_members(sockets.within(room.to_owned()), room)
-                .await
-                .len(),
-            None => 0,
+        let Some(sockets) = io.of(namespace) else {
+            return plain;
         };
-        sockets + plain
+        let Some(remote) = self.remote_members.get() else {
+            return room_members(sockets.within(room.to_owned()), room)
+                .await
+                .len()
+                + plain;
+        };
+        let mut ids: HashSet<String> = room_members(sockets.within(room.to_owned()).local(), room)
+            .await
+            .into_iter()
+            .collect();
+        ids.extend(remote.socket_ids(namespace, &[room.to_owned()]).await);
+        ids.len() + plain
     }
 }
 

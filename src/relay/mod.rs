@@ -11,7 +11,8 @@
 //! - [`webhook`], [`binary`]: the app's event webhook, and arguments as JSON for it;
 //! - [`membership`]: joining, leaving and disconnecting the sockets rooms pick, on every node;
 //! - [`admin_feed`]: what the Admin UI hears of the sockets;
-//! - [`recovery`]: connection state recovery's sessions and packets on a single node.
+//! - [`recovery`]: connection state recovery's sessions and packets on a single node;
+//! - [`remote_members`]: room members on other servers, Node's included.
 
 pub(crate) mod admin_feed;
 pub(crate) mod admission;
@@ -28,6 +29,7 @@ pub mod payload;
 pub(crate) mod plain_members;
 pub(crate) mod rate;
 pub(crate) mod recovery;
+pub mod remote_members;
 pub mod room;
 pub(crate) mod turnstile;
 pub(crate) mod webhook;
