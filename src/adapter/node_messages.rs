@@ -330,17 +330,19 @@ fn fetched<A: Adapter>(socket: &SocketRef<A>) -> Json {
     };
     if let Json::Object(handshake) = &mut handshake {
         // Node's `auth` is `{}` when the client sent none.
-        let auth = match client.map(|c| c.handshake().auth) {
+        let auth = match client.as_ref().map(|c| c.handshake().auth) {
             None | Some(Json::Null) => json!({}),
             Some(auth) => auth,
         };
         handshake.insert("auth".into(), auth);
     }
+    // `user` is iorelay's own (the JWT `sub`), for the server API's lists; Node ignores it.
     json!({
         "id": socket.id.as_str(),
         "handshake": handshake,
         "rooms": node_rooms(socket),
         "data": data,
+        "user": client.as_ref().and_then(|c| c.user_id()),
     })
 }
 

@@ -21,11 +21,11 @@ const MAX_DEPTH: usize = 64;
 
 /// The request types of Node's adapter (`RequestType` in socket.io-redis-adapter).
 pub const SOCKETS: u64 = 0;
-const ALL_ROOMS: u64 = 1;
+pub const ALL_ROOMS: u64 = 1;
 pub const REMOTE_JOIN: u64 = 2;
 pub const REMOTE_LEAVE: u64 = 3;
 pub const REMOTE_DISCONNECT: u64 = 4;
-const REMOTE_FETCH: u64 = 5;
+pub const REMOTE_FETCH: u64 = 5;
 const SERVER_SIDE_EMIT: u64 = 6;
 const BROADCAST: u64 = 7;
 /// The answers to a broadcast with acknowledgements: how many sockets got it, then each ack.

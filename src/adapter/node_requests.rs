@@ -1,6 +1,6 @@
 //! Requests this node asks every other server in Node's format, and their answers: Node's
-//! `SOCKETS` request, which Node servers and iorelay nodes on `--redis-protocol node` answer
-//! alike, so that room sizes count the members of both.
+//! `SOCKETS`, `REMOTE_FETCH` and `ALL_ROOMS`, which Node servers and iorelay nodes on
+//! `--redis-protocol node` answer alike, so that room sizes and lists hold the sockets of both.
 //!
 //! A request waits for as many answers as Redis counts other subscribers of the namespace's
 //! request channel, or for the request timeout, whichever comes first; the answers come back
@@ -11,12 +11,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use serde_json::{Value as Json, json};
+use serde_json::{Map, Value as Json, json};
 use socketioxide_core::Sid;
 use socketioxide_redis::drivers::Driver;
 use tokio::sync::mpsc;
 
-use super::node_protocol::SOCKETS;
+use super::node_protocol::{ALL_ROOMS, REMOTE_FETCH, SOCKETS};
 use crate::relay::remote_members::RemoteMembers;
 
 /// Requests waiting for their answers, by request id.
@@ -102,26 +102,30 @@ impl<D: Driver> NodeRequests<D> {
     }
 }
 
-impl<D: Driver> RemoteMembers for NodeRequests<D> {
-    fn socket_ids(&self, namespace: &str, rooms: &[String]) -> BoxFuture<'static, Vec<String>> {
+impl<D: Driver> NodeRequests<D> {
+    /// Asks every other server on `namespace`'s request channel `request` (given its `uid`,
+    /// `requestId` and `type` here) and gathers the answers' `key` arrays.
+    fn ask(
+        &self,
+        namespace: &str,
+        kind: u64,
+        mut request: Map<String, Json>,
+        key: &'static str,
+    ) -> BoxFuture<'static, Vec<Json>> {
         let link = self.link.clone();
         let pending = self.pending.clone();
         let channel = format!("{}-request#{namespace}#", self.prefix);
         let request_id = Sid::new().to_string();
-        let request = json!({
-            "uid": self.uid,
-            "requestId": request_id,
-            "type": SOCKETS,
-            "rooms": rooms,
-        })
-        .to_string()
-        .into_bytes();
+        request.insert("uid".into(), self.uid.clone().into());
+        request.insert("requestId".into(), request_id.clone().into());
+        request.insert("type".into(), kind.into());
+        let request = Json::Object(request).to_string().into_bytes();
         let timeout = self.timeout;
         Box::pin(async move {
             let others = match link.num_serv(&channel).await {
                 Ok(servers) => usize::from(servers.saturating_sub(1)),
                 Err(error) => {
-                    tracing::warn!(channel, %error, "could not count the servers to ask for room members");
+                    tracing::warn!(channel, %error, "could not count the servers to ask");
                     return Vec::new();
                 }
             };
@@ -129,42 +133,64 @@ impl<D: Driver> RemoteMembers for NodeRequests<D> {
                 return Vec::new();
             }
             let (sender, mut answers) = mpsc::channel(others);
-            let _waiting = pending.register(request_id.clone(), sender);
+            let _waiting = pending.register(request_id, sender);
             if let Err(error) = link.publish(channel.clone(), request).await {
-                tracing::warn!(channel, %error, "could not ask the other servers for room members");
+                tracing::warn!(channel, %error, "could not ask the other servers");
                 return Vec::new();
             }
-            let mut ids = Vec::new();
+            let mut items = Vec::new();
             let mut answered = 0;
             let deadline = tokio::time::sleep(timeout);
             tokio::pin!(deadline);
             while answered < others {
                 tokio::select! {
                     answer = answers.recv() => {
-                        let Some(answer) = answer else { break };
+                        let Some(mut answer) = answer else { break };
                         answered += 1;
-                        ids.extend(socket_ids_of(&answer));
+                        if let Some(Json::Array(found)) = answer.get_mut(key).map(Json::take) {
+                            items.extend(found);
+                        }
                     }
                     () = &mut deadline => {
-                        tracing::debug!(channel, answered, others, "room members: not every server answered in time");
+                        tracing::debug!(channel, kind, answered, others, "not every server answered in time");
                         break;
                     }
                 }
             }
-            ids
+            items
         })
     }
 }
 
-/// The socket ids of a `SOCKETS` answer, `{ requestId, sockets: [id, …] }`.
-fn socket_ids_of(answer: &Json) -> impl Iterator<Item = String> + '_ {
-    answer
-        .get("sockets")
-        .and_then(Json::as_array)
+impl<D: Driver> RemoteMembers for NodeRequests<D> {
+    fn socket_ids(&self, namespace: &str, rooms: &[String]) -> BoxFuture<'static, Vec<String>> {
+        let mut request = Map::new();
+        request.insert("rooms".into(), json!(rooms));
+        let asked = self.ask(namespace, SOCKETS, request, "sockets");
+        Box::pin(async move { strings(asked.await) })
+    }
+
+    fn fetch(&self, namespace: &str, rooms: &[String]) -> BoxFuture<'static, Vec<Json>> {
+        let mut request = Map::new();
+        request.insert("opts".into(), json!({ "rooms": rooms, "except": [] }));
+        self.ask(namespace, REMOTE_FETCH, request, "sockets")
+    }
+
+    fn all_rooms(&self, namespace: &str) -> BoxFuture<'static, Vec<String>> {
+        let asked = self.ask(namespace, ALL_ROOMS, Map::new(), "rooms");
+        Box::pin(async move { strings(asked.await) })
+    }
+}
+
+/// The strings among `items` (socket ids, room names).
+fn strings(items: Vec<Json>) -> Vec<String> {
+    items
         .into_iter()
-        .flatten()
-        .filter_map(Json::as_str)
-        .map(str::to_owned)
+        .filter_map(|item| match item {
+            Json::String(text) => Some(text),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -180,7 +206,10 @@ mod tests {
         assert!(pending.deliver("r1", answer.clone()));
         assert!(!pending.deliver("r2", answer.clone()));
         let got = received.try_recv().expect("delivered");
-        assert_eq!(socket_ids_of(&got).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            strings(got["sockets"].as_array().cloned().unwrap_or_default()),
+            ["a", "b"]
+        );
         drop(waiting);
         assert!(!pending.deliver("r1", answer));
     }

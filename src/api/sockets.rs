@@ -110,8 +110,9 @@ pub(crate) async fn disconnect<A: Adapter>(
     Ok(Json(json!({ "ok": true })))
 }
 
-/// A socket in `GET /api/sockets`: what this node knows in full, and for a socket of another
-/// node its id and rooms (the adapter carries nothing more between nodes).
+/// A socket in `GET /api/sockets`: what this node knows in full; for a socket of another server,
+/// its id and rooms and, in Node's format, its data, user and handshake as that server
+/// answered (socketioxide-redis's format carries nothing more than id and rooms).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Listed {
@@ -130,8 +131,15 @@ pub(crate) async fn list<A: Adapter>(
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
     let room: Vec<String> = query.room.into_iter().collect();
-    let sockets = api
-        .targets(&query.namespace, &room)?
+    let targets = api.targets(&query.namespace, &room)?;
+    let remote = api.relay.remote_members.get();
+    // In Node's format, the other servers (Node's too) answer for their own sockets.
+    let targets = if remote.is_some() {
+        targets.local()
+    } else {
+        targets
+    };
+    let sockets = targets
         .fetch_sockets()
         .await
         .map_err(|error| ApiError::Unavailable(error.to_string()))?;
@@ -160,16 +168,49 @@ pub(crate) async fn list<A: Adapter>(
             }),
         }
     }
+    if let Some(remote) = remote {
+        let fetched = remote.fetch(&query.namespace, &room).await;
+        listed.extend(fetched.into_iter().filter_map(fetched_socket));
+    }
     Ok(Json(json!({ "sockets": listed })))
+}
+
+/// A socket another server listed, as Node's `fetchSockets()` answers carry it; `None` without
+/// an id.
+fn fetched_socket(mut socket: Json_) -> Option<Listed> {
+    let id = socket.get("id")?.as_str()?.to_owned();
+    let rooms = socket
+        .get("rooms")
+        .and_then(Json_::as_array)
+        .map(|rooms| {
+            rooms
+                .iter()
+                .filter_map(|room| room.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut field = |name: &str| socket.get_mut(name).map(Json_::take);
+    Some(Listed::Remote {
+        id,
+        rooms,
+        data: field("data"),
+        user: field("user").and_then(|user| user.as_str().map(str::to_owned)),
+        handshake: field("handshake"),
+    })
 }
 
 pub(crate) async fn rooms<A: Adapter>(
     State(api): State<ApiState<A>>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Json_>, ApiError> {
-    let namespace = api.targets(&query.namespace, &[])?;
+    let mut namespace = api.targets(&query.namespace, &[])?;
+    let remote = api.relay.remote_members.get();
+    // In Node's format, the other servers (Node's too) answer for their own sockets.
+    if remote.is_some() {
+        namespace = namespace.local();
+    }
     let unavailable = |error: A::Error| ApiError::Unavailable(error.to_string());
-    let ids: HashSet<String> = namespace
+    let mut ids: HashSet<String> = namespace
         .clone()
         .fetch_sockets()
         .await
@@ -185,6 +226,14 @@ pub(crate) async fn rooms<A: Adapter>(
         .into_iter()
         .map(|room| room.to_string())
         .collect();
+    if let Some(remote) = remote {
+        let (remote_ids, remote_rooms) = tokio::join!(
+            remote.socket_ids(&query.namespace, &[]),
+            remote.all_rooms(&query.namespace)
+        );
+        ids.extend(remote_ids);
+        names.extend(remote_rooms);
+    }
     let shares_plain_rooms = query.namespace == "/";
     if shares_plain_rooms {
         names.extend(api.relay.plain.room_names());

@@ -200,6 +200,26 @@ describe("a Node socket.io server and iorelay nodes on one Redis (--redis-protoc
     assert.equal((await onA.socket.timeout(3_000).emitWithAck("leave", room)).size, 1);
   });
 
+  it("lists the Node server's sockets and rooms in iorelay's server API, without waiting for a timeout", async () => {
+    const room = unique("listed");
+    const onNode = await clients.connect(nodeServer.url, { auth: { from: "node" } });
+    const onB = await clients.connect(nodeB.url, { auth: { from: "b" } });
+    const onA = await clients.connect(nodeA.url);
+    for (const member of [onNode, onB, onA]) await joinRoom(member.socket, room);
+    const started = Date.now();
+    const { sockets } = await call(nodeA, "GET", `/api/sockets?room=${encodeURIComponent(room)}`);
+    const { rooms } = await call(nodeA, "GET", "/api/rooms");
+    assert.ok(Date.now() - started < 1_000, "a list waited for a server that never answered");
+    assert.deepEqual(sockets.map((s) => s.id).sort(), [onNode.socket.id, onB.socket.id, onA.socket.id].sort());
+    const fromNode = sockets.find((s) => s.id === onNode.socket.id);
+    assert.deepEqual([...fromNode.rooms].sort(), [room, onNode.socket.id].sort());
+    assert.deepEqual(fromNode.handshake.auth, { from: "node" });
+    assert.deepEqual(fromNode.data, {});
+    assert.deepEqual(sockets.find((s) => s.id === onB.socket.id).handshake.auth, { from: "b" });
+    assert.equal(rooms.find((r) => r.name === room)?.size, 3, JSON.stringify(rooms));
+    assert.ok(!rooms.some((r) => r.name === onNode.socket.id), "a Node socket's own room is not listed");
+  });
+
   it("carries chats both ways again once a restarted Redis is back", async () => {
     await cluster.restartRedis();
     const reachable = async (node) => JSON.parse((await httpRequest(`${node.url}/healthz`)).body).redis.reachable;

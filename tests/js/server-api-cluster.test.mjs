@@ -92,10 +92,11 @@ describe("server API on two nodes sharing Redis", () => {
     assert.deepEqual(local.handshake.auth, { side: "a" });
     assert.deepEqual(local.data, {});
     assert.deepEqual([...remote.rooms].sort(), [room, b.socket.id].sort());
-    // Known: the adapter carries nothing more than id and rooms between nodes.
-    assert.equal(remote.data, null);
+    // In Node's Redis format, B answers with its socket's data and handshake, in Node's form.
+    assert.deepEqual(remote.data, {});
     assert.equal(remote.user, null);
-    assert.equal(remote.handshake, null);
+    assert.deepEqual(remote.handshake.auth, { side: "b" });
+    assert.equal(remote.handshake.query.EIO, "4");
     const all = await call(nodeA, "GET", "/api/sockets");
     for (const id of [a.socket.id, b.socket.id]) assert.ok(all.sockets.some((s) => s.id === id), `${id} listed`);
   });
