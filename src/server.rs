@@ -25,7 +25,7 @@ use crate::adapter::{
 };
 use crate::admin;
 use crate::app::{router, socket_io_builder};
-use crate::config::Config;
+use crate::config::{Config, RedisProtocol};
 use crate::heap;
 use crate::http::connections::{ConnectionGate, DescriptorBudget};
 use crate::http::deadlines::Deadlines;
@@ -130,6 +130,7 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
                 .await;
             let prefix = config.redis_key_prefix.clone();
             if config.speaks_node_protocol() {
+                tracing::info!(prefix, "rooms shared through Redis in Node's format");
                 let state = adapter::node_adapter_state(link.clone(), &prefix);
                 build_shared::<NodeFormatAdapter<Emitter, RedisLink>, _>(
                     config,
@@ -140,6 +141,10 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
                 )
                 .await
             } else {
+                tracing::info!(
+                    prefix,
+                    "rooms shared through Redis in socketioxide-redis's format"
+                );
                 let state = adapter::adapter_state(link.clone(), &prefix);
                 build_shared::<CustomRedisAdapter<Emitter, RedisLink>, _>(
                     config,
@@ -152,6 +157,12 @@ pub async fn build(config: Config, sharing: RoomSharing) -> Result<App, WebhookS
             }
         }
         RoomSharing::Cluster(link) => {
+            if config.redis_protocol == RedisProtocol::Node {
+                tracing::info!(
+                    "rooms shared through Redis Cluster in socketioxide-redis's sharded format: \
+                     Node's format is spoken on a plain Redis only"
+                );
+            }
             let status = link.status();
             let state = adapter::adapter_state(link.clone(), &config.redis_key_prefix);
             build_shared::<CustomRedisAdapter<Emitter, ClusterLink>, _>(
