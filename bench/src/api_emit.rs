@@ -16,6 +16,7 @@ use clap::Args;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
+use crate::connect::Transport;
 use crate::fanout::{connect_members, member_loop};
 use crate::histogram::{Histogram, ms};
 use crate::http::HttpConnection;
@@ -111,6 +112,7 @@ pub async fn run(args: ApiEmitArgs, files: u64) -> Result<Losses, String> {
         args.members,
         std::slice::from_ref(&endpoint),
         &room_json,
+        Transport::Websocket,
     )
     .await;
     if members.is_empty() {

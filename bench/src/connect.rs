@@ -15,11 +15,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::error::Elapsed;
 use tokio::time::timeout;
 
-use crate::client::Client;
+use crate::client::{Client, ConnectError};
 use crate::histogram::{Histogram, SparseHistogram, ms};
 use crate::losses::Losses;
+use crate::polling::PollingClient;
 use crate::{Common, emit, now_ns, rss_kib};
 
 /// Files a worker keeps for itself besides its clients.
@@ -43,6 +45,28 @@ pub struct ConnectArgs {
     /// Worker processes; 0 picks enough for the file limit.
     #[arg(long, default_value_t = 0)]
     procs: usize,
+    /// How the clients stay connected.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    transport: Transport,
+}
+
+/// The Engine.IO transport a client connects and stays on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// A WebSocket from the start (`transports: ["websocket"]`).
+    Websocket,
+    /// HTTP long-polling for the whole session (`transports: ["polling"]`).
+    Polling,
+}
+
+impl Transport {
+    /// The name on the command line and in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::Polling => "polling",
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -58,6 +82,9 @@ pub struct WorkerArgs {
     /// Releases the clients by itself after this many seconds, whatever the parent does.
     #[arg(long)]
     max_hold_s: u64,
+    /// How the clients stay connected.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    transport: Transport,
 }
 
 /// A worker's first report: its clients are connected (or failed).
@@ -177,6 +204,7 @@ pub async fn run(args: ConnectArgs, files: u64) -> Result<Losses, String> {
     let result = serde_json::json!({
         "scenario": "connect",
         "server": args.common.label,
+        "transport": args.transport.name(),
         "clients": args.clients,
         "procs": procs,
         "hold_s": args.hold_s,
@@ -202,7 +230,11 @@ pub async fn run(args: ConnectArgs, files: u64) -> Result<Losses, String> {
             ("server", args.common.label.clone()),
             (
                 "clients",
-                format!("{} in {procs} process(es)", args.clients),
+                format!(
+                    "{} in {procs} process(es), on {}",
+                    args.clients,
+                    args.transport.name()
+                ),
             ),
             (
                 "connected",
@@ -267,6 +299,7 @@ impl Worker {
             .args(["--clients", &clients.to_string()])
             .args(["--first-index", &first_index.to_string()])
             .args(["--max-hold-s", &max_hold.to_string()])
+            .args(["--transport", args.transport.name()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -331,26 +364,29 @@ pub async fn worker(args: WorkerArgs) -> Result<(), String> {
         let outcomes_tx = outcomes_tx.clone();
         let mut release = release_rx.clone();
         let source = args.common.source(args.first_index + index);
+        let transport = args.transport;
         tasks.push(tokio::spawn(async move {
             let start = now_ns();
-            let attempt = timeout(connect_timeout, Client::connect(&endpoint, source)).await;
-            drop(slot);
-            let mut client = match attempt {
-                Ok(Ok(client)) => client,
-                Ok(Err(error)) => {
-                    let _ = outcomes_tx.send(Outcome::Failed(error.kind()));
-                    return Held::default();
+            match transport {
+                Transport::Polling => {
+                    let attempt =
+                        timeout(connect_timeout, PollingClient::connect(&endpoint, source)).await;
+                    drop(slot);
+                    let Some(mut client) = outcome_of(attempt, start, &outcomes_tx) else {
+                        return Held::default();
+                    };
+                    hold_polling(&mut client, &mut release).await
                 }
-                Err(_) => {
-                    let _ = outcomes_tx.send(Outcome::Failed("timeout"));
-                    return Held::default();
+                Transport::Websocket => {
+                    let attempt =
+                        timeout(connect_timeout, Client::connect(&endpoint, source)).await;
+                    drop(slot);
+                    let Some(mut client) = outcome_of(attempt, start, &outcomes_tx) else {
+                        return Held::default();
+                    };
+                    hold(&mut client, &mut release).await
                 }
-            };
-            let _ = outcomes_tx.send(Outcome::Connected {
-                start,
-                end: now_ns(),
-            });
-            hold(&mut client, &mut release).await
+            }
         }));
     }
     drop(outcomes_tx);
@@ -410,6 +446,41 @@ async fn hold(client: &mut Client, release: &mut watch::Receiver<bool>) -> Held 
                 let open = read.is_ok_and(|n| n > 0);
                 client.drain(|_, _| {});
                 if !open || client.is_closed() || client.flush().await.is_err() {
+                    return Held { disconnects: 1, pings: client.pings };
+                }
+            }
+            _ = release.changed() => return Held { disconnects: 0, pings: client.pings },
+        }
+    }
+}
+
+/// Reports how a connection attempt started at `start` ended, and hands back the client.
+fn outcome_of<C>(
+    attempt: Result<Result<C, ConnectError>, Elapsed>,
+    start: u64,
+    outcomes: &mpsc::UnboundedSender<Outcome>,
+) -> Option<C> {
+    let (outcome, client) = match attempt {
+        Ok(Ok(client)) => (
+            Outcome::Connected {
+                start,
+                end: now_ns(),
+            },
+            Some(client),
+        ),
+        Ok(Err(error)) => (Outcome::Failed(error.kind()), None),
+        Err(_) => (Outcome::Failed("timeout"), None),
+    };
+    let _ = outcomes.send(outcome);
+    client
+}
+
+/// Keeps a polling client connected, one long-poll after another, until released.
+async fn hold_polling(client: &mut PollingClient, release: &mut watch::Receiver<bool>) -> Held {
+    loop {
+        tokio::select! {
+            polled = client.poll(|_| {}) => {
+                if !polled.is_ok_and(|polled| !polled.closed) {
                     return Held { disconnects: 1, pings: client.pings };
                 }
             }

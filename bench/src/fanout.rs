@@ -7,7 +7,7 @@
 //! is undelivered (chats the server refused with an error ack are not expected). Undelivered chats, chats whose ack never came or carried an error, members
 //! that could not join and lost connections are the run's [`Losses`].
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -17,8 +17,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::{Instant, MissedTickBehavior, sleep, sleep_until, timeout};
 
 use crate::client::{Client, Endpoint, Outbox, find};
+use crate::connect::Transport;
 use crate::histogram::Histogram;
 use crate::losses::{Losses, ack_error};
+use crate::polling::PollingClient;
 use crate::{Common, cpu_line, cpu_percent, cpu_ticks, emit, now_ns};
 
 #[derive(Args, Debug)]
@@ -47,6 +49,9 @@ pub struct FanoutArgs {
     /// and each of these, while the publisher stays on --target. May be given several times.
     #[arg(long = "member-target")]
     member_targets: Vec<SocketAddrV4>,
+    /// How the members stay connected; the publisher is on WebSocket either way.
+    #[arg(long, value_enum, default_value_t = Transport::Websocket)]
+    member_transport: Transport,
     /// Process of another node, whose CPU counts into the server's.
     #[arg(long = "peer-pid")]
     peer_pids: Vec<u32>,
@@ -55,6 +60,8 @@ pub struct FanoutArgs {
 /// What one member saw.
 #[derive(Default)]
 pub struct MemberResult {
+    /// Long-polls answered (polling members only).
+    pub polls: u64,
     pub received: u64,
     pub last_received_ns: u64,
     pub latency: Histogram,
@@ -103,8 +110,14 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     let nodes = member_endpoints.len();
 
     let join_started = Instant::now();
-    let (members, join_failures) =
-        connect_members(&args.common, args.members, &member_endpoints, &room_json).await;
+    let (members, join_failures) = connect_members(
+        &args.common,
+        args.members,
+        &member_endpoints,
+        &room_json,
+        args.member_transport,
+    )
+    .await;
     if members.is_empty() {
         return Err("no member could connect and join".into());
     }
@@ -175,9 +188,11 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
     let mut received = 0;
     let mut last_received_ns = 0;
     let mut lost_members = 0;
+    let mut polls = 0;
     for task in member_tasks {
         match task.await {
             Ok(result) => {
+                polls += result.polls;
                 received += result.received;
                 last_received_ns = last_received_ns.max(result.last_received_ns);
                 latency.merge(&result.latency);
@@ -245,6 +260,9 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
         "undelivered": undelivered,
         "delivered_per_s": delivered_per_s.round(),
         "latency_ms": latency.summary_ms(),
+        "member_transport": args.member_transport.name(),
+        "polls": polls,
+        "deliveries_per_poll": (polls > 0).then(|| (received as f64 / polls as f64 * 100.0).round() / 100.0),
         "lost_members": lost_members,
         "publisher_lost": published.lost,
         "server_cpu_pct": server_cpu,
@@ -258,8 +276,9 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
             (
                 "members",
                 format!(
-                    "{member_count} joined ({join_failures} failed) in {:.1} s, over {nodes} node(s)",
-                    join_time.as_secs_f64()
+                    "{member_count} joined ({join_failures} failed) in {:.1} s, over {nodes} node(s), on {}",
+                    join_time.as_secs_f64(),
+                    args.member_transport.name()
                 ),
             ),
             ("publishing", format!("{mode} for {} s", args.duration_s)),
@@ -273,6 +292,14 @@ pub async fn run(args: FanoutArgs, files: u64) -> Result<Losses, String> {
             (
                 "delivered",
                 format!("{received} ({delivered_per_s:.0} msg/s)"),
+            ),
+            (
+                "chats per poll answer",
+                if polls > 0 {
+                    format!("{:.2} ({polls} polls)", received as f64 / polls as f64)
+                } else {
+                    "n/a (WebSocket)".to_owned()
+                },
             ),
             (
                 "undelivered",
@@ -314,7 +341,8 @@ pub async fn connect_members(
     count: usize,
     endpoints: &[Arc<Endpoint>],
     room_json: &str,
-) -> (Vec<Client>, u64) {
+    transport: Transport,
+) -> (Vec<Member>, u64) {
     let slots = Arc::new(Semaphore::new(common.concurrency));
     let connect_timeout = common.connect_timeout();
     let join = Arc::new(format!("420[\"join\",{room_json}]"));
@@ -326,6 +354,10 @@ pub async fn connect_members(
         let source = common.source(index);
         pending.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.ok()?;
+            if transport == Transport::Polling {
+                let joining = join_polling(&endpoint, source, &join);
+                return timeout(connect_timeout, joining).await.ok()?;
+            }
             let joining = async {
                 let mut client = Client::connect(&endpoint, source).await.ok()?;
                 client.queue_text(join.as_bytes());
@@ -346,7 +378,7 @@ pub async fn connect_members(
                         return None;
                     }
                 }
-                Some(client)
+                Some(Member::Socket(client))
             };
             timeout(connect_timeout, joining).await.ok()?
         }));
@@ -362,15 +394,107 @@ pub async fn connect_members(
     (members, failures)
 }
 
+impl MemberResult {
+    /// Counts the deliveries sent at `sent` (nanoseconds) that arrived `now`.
+    fn arrived(&mut self, sent: &[u64], now: u64, received_total: &AtomicU64) {
+        for sent in sent {
+            self.latency.record(now.saturating_sub(*sent));
+        }
+        let batch = sent.len() as u64;
+        if batch > 0 {
+            self.received += batch;
+            self.last_received_ns = now;
+            received_total.fetch_add(batch, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A member of the room, on either transport.
+pub enum Member {
+    /// On WebSocket.
+    Socket(Client),
+    /// On long-polling.
+    Polling(PollingClient),
+}
+
+/// Connects one polling member and has it join the room (`join`, the event packet with ack
+/// id 0); `None` when it could not.
+async fn join_polling(endpoint: &Endpoint, source: Ipv4Addr, join: &str) -> Option<Member> {
+    let mut client = PollingClient::connect(endpoint, source).await.ok()?;
+    client.send(join.as_bytes()).await.ok()?;
+    loop {
+        let mut joined = false;
+        let mut refused = false;
+        let polled = client
+            .poll(|packet| {
+                if packet.starts_with(b"430[") {
+                    refused = find(packet, b"\"error\"").is_some();
+                    joined = !refused;
+                }
+            })
+            .await
+            .ok()?;
+        if joined {
+            return Some(Member::Polling(client));
+        }
+        if refused || polled.closed {
+            return None;
+        }
+    }
+}
+
 /// Counts deliveries (packets `timestamp` finds a send time in) and their latency until told
 /// to stop.
 pub async fn member_loop(
+    member: Member,
+    stop: watch::Receiver<bool>,
+    received_total: Arc<AtomicU64>,
+    timestamp: fn(&[u8]) -> Option<u64>,
+) -> MemberResult {
+    match member {
+        Member::Socket(client) => socket_loop(client, stop, received_total, timestamp).await,
+        Member::Polling(client) => polling_loop(client, stop, received_total, timestamp).await,
+    }
+}
+
+/// [`member_loop`] on long-polling: one poll after another.
+async fn polling_loop(
+    mut client: PollingClient,
+    mut stop: watch::Receiver<bool>,
+    received_total: Arc<AtomicU64>,
+    timestamp: fn(&[u8]) -> Option<u64>,
+) -> MemberResult {
+    let mut result = MemberResult::default();
+    let mut arrived = Vec::new();
+    loop {
+        arrived.clear();
+        tokio::select! {
+            polled = client.poll(|packet| arrived.extend(timestamp(packet))) => {
+                let Ok(polled) = polled else {
+                    result.lost = true;
+                    return result;
+                };
+                result.polls += 1;
+                result.arrived(&arrived, now_ns(), &received_total);
+                if polled.closed {
+                    result.lost = true;
+                    return result;
+                }
+            }
+            _ = stop.changed() => return result,
+        }
+    }
+}
+
+/// [`member_loop`] on WebSocket.
+async fn socket_loop(
     mut client: Client,
     mut stop: watch::Receiver<bool>,
     received_total: Arc<AtomicU64>,
     timestamp: fn(&[u8]) -> Option<u64>,
 ) -> MemberResult {
     let mut result = MemberResult::default();
+    let mut arrived = Vec::new();
     loop {
         tokio::select! {
             read = client.fill() => {
@@ -378,19 +502,9 @@ pub async fn member_loop(
                     result.lost = true;
                     return result;
                 }
-                let now = now_ns();
-                let mut batch = 0;
-                client.drain(|text, _| {
-                    if let Some(sent) = timestamp(text) {
-                        batch += 1;
-                        result.latency.record(now.saturating_sub(sent));
-                    }
-                });
-                if batch > 0 {
-                    result.received += batch;
-                    result.last_received_ns = now;
-                    received_total.fetch_add(batch, Ordering::Relaxed);
-                }
+                arrived.clear();
+                client.drain(|text, _| arrived.extend(timestamp(text)));
+                result.arrived(&arrived, now_ns(), &received_total);
                 if client.flush().await.is_err() || client.is_closed() {
                     result.lost = true;
                     return result;

@@ -31,6 +31,7 @@ mod fanout;
 mod histogram;
 mod http;
 mod losses;
+mod polling;
 mod report;
 mod webhook;
 

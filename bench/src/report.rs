@@ -151,6 +151,14 @@ impl Case {
         })
     }
 
+    /// Whether the case's clients stay on long-polling.
+    fn polling(&self) -> bool {
+        self.servers
+            .first()
+            .and_then(|(_, runs)| runs.first())
+            .is_some_and(|run| !on_polling(run).is_empty())
+    }
+
     fn param(&self, name: &str) -> u64 {
         self.servers
             .first()
@@ -171,24 +179,40 @@ impl Case {
     }
 }
 
+/// " on polling" for a run whose clients (or members) stay on long-polling.
+fn on_polling(run: &Value) -> &'static str {
+    let transport = run
+        .get("transport")
+        .or_else(|| run.get("member_transport"))
+        .and_then(Value::as_str);
+    if transport == Some("polling") {
+        " on polling"
+    } else {
+        ""
+    }
+}
+
 fn case_name(run: &Value) -> Option<(String, String)> {
     let scenario = run.get("scenario")?.as_str()?.to_owned();
     let number = |name: &str| run.get(name).and_then(Value::as_u64).unwrap_or(0);
     let name = match scenario.as_str() {
         "connect" => format!(
-            "connect {} clients, held {} s",
+            "connect {} clients{}, held {} s",
             number("clients"),
+            on_polling(run),
             number("hold_s")
         ),
         "fanout" if number("rate") == 0 => format!(
-            "fanout {} members{}, max rate (window {})",
+            "fanout {} members{}{}, max rate (window {})",
             number("members"),
+            on_polling(run),
             over_nodes(number("nodes")),
             number("window")
         ),
         "fanout" => format!(
-            "fanout {} members{} × {} msg/s",
+            "fanout {} members{}{} × {} msg/s",
             number("members"),
+            on_polling(run),
             over_nodes(number("nodes")),
             number("rate")
         ),
@@ -526,23 +550,30 @@ fn targets(cases: &[Case], args: &ReportArgs) -> Vec<(String, String)> {
     // The largest short connect case measures idle memory and connect rate.
     let connect = cases
         .iter()
-        .filter(|c| c.scenario == "connect" && c.param("hold_s") < 60 && c.runs(subject).is_some())
+        .filter(|c| {
+            c.scenario == "connect"
+                && !c.polling()
+                && c.param("hold_s") < 60
+                && c.runs(subject).is_some()
+        })
         .max_by_key(|c| c.param("clients"));
     let fanout_max = cases.iter().find(|c| {
         c.scenario == "fanout"
             && c.param("rate") == 0
             && c.param("members") == 1_000
             && c.param("nodes") <= 1
+            && !c.polling()
     });
     let fanout_rate = cases.iter().find(|c| {
         c.scenario == "fanout"
             && c.param("rate") == 1_000
             && c.param("members") == 1_000
             && c.param("nodes") <= 1
+            && !c.polling()
     });
     let soak = cases
         .iter()
-        .filter(|c| c.scenario == "connect" && c.param("hold_s") >= 60)
+        .filter(|c| c.scenario == "connect" && !c.polling() && c.param("hold_s") >= 60)
         .max_by_key(|c| c.param("clients"));
 
     let mut out = Vec::new();

@@ -33,7 +33,9 @@
 # --redis-url, Node with @socket.io/redis-streams-adapter, or @socket.io/redis-adapter when
 # BENCH_NODE_ARGS has --redis-adapter pubsub), all pinned to the server CPU; only the fanout
 # scenarios run, the publisher on the first node and the members spread over both. The raw
-# reference has no cluster and sits it out.
+# reference has no cluster and sits it out. Cases whose clients stay on long-polling
+# (`connect --transport polling`, `fanout --member-transport polling`) run against iorelay and
+# Node; the raw reference serves WebSocket only and sits them out too.
 set -euo pipefail
 
 # The comment above, up to the first line that is not one.
@@ -251,6 +253,10 @@ measure() {
       printf '\n--> %s %s: n/a (the raw reference has no webhooks and no API)\n' "$name" "$scenario"
       return 0
       ;;
+    raw\ *) if [[ " $* " == *" --transport polling "* || " $* " == *" --member-transport polling "* ]]; then
+      printf '\n--> %s %s %s: n/a (the raw reference serves WebSocket only)\n' "$name" "$scenario" "$*"
+      return 0
+    fi ;;
     "iorelay webhook")
       server_extra=(--webhook-url "http://127.0.0.1:$app_port/hook" --webhook-secret "$webhook_secret")
       ;;
@@ -333,8 +339,11 @@ quick_cases=(
 )
 full_cases=(
   "connect --clients 10000 --hold-s 3 --settle-ms 2000"
+  "connect --clients 10000 --hold-s 30 --settle-ms 2000 --transport polling"
   "fanout --members 1000 --window 64 --duration-s 10 --drain-s 10"
   "fanout --members 1000 --rate 1000 --duration-s 10 --drain-s 10"
+  "fanout --members 1000 --rate 100 --duration-s 10 --drain-s 10 --member-transport polling"
+  "fanout --members 1000 --rate 1000 --duration-s 10 --drain-s 10 --member-transport polling"
   "echo --clients 100 --duration-s 10"
   "webhook --clients 50 --baseline-s 5 --duration-s 10"
   "api-emit --members 1000 --connections 8 --duration-s 10 --drain-s 10"
